@@ -1,0 +1,7 @@
+"""Approximately equivariant networks for imperfectly symmetric dynamics: the reproducible pipeline.
+
+Modules, in the order data flows:
+``symmetry`` (group actions on velocity fields) -> ``simulate`` (PhiFlow plumes) ->
+``datasets`` (zarr stores, splits, windows) -> ``models`` -> ``train`` -> ``metrics`` / ``evaluate`` ->
+``tables`` / ``figures``.
+"""
