@@ -10,6 +10,7 @@ Each symmetry has its own module registering its builders in a ``MODELS`` dict:
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import torch
 
@@ -27,12 +28,24 @@ def names(symmetry: str) -> list[str]:
     return list(_registry(symmetry))
 
 
+# Hyper-parameters any model may be given by a shared config; a model that has no use for one of these
+# (an MLP's kernel size, say) ignores it. Any other unknown key is an error.
+SHARED_HYPERPARAMETERS = frozenset({"in_frames", "frame_size", "hidden", "layers", "kernel_size", "alpha",
+                                   "banks", "scales", "rank"})
+
+
 def build(name: str, symmetry: str, **hyperparameters) -> torch.nn.Module:
     """Build model ``name`` for ``symmetry`` with the given hyper-parameters."""
     registry = _registry(symmetry)
     if name not in registry:
         raise ValueError(f"unknown model {name!r} for symmetry {symmetry!r}; expected one of {', '.join(registry)}")
-    return registry[name](**hyperparameters)
+    builder = registry[name]
+    accepted = set(inspect.signature(builder).parameters)
+    unknown = set(hyperparameters) - accepted - SHARED_HYPERPARAMETERS
+    if unknown:
+        raise ValueError(f"model {name!r} ({symmetry}) has no hyper-parameter(s) {sorted(unknown)}; "
+                         f"it accepts {sorted(accepted)}")
+    return builder(**{k: v for k, v in hyperparameters.items() if k in accepted})
 
 
 def count_parameters(model: torch.nn.Module) -> int:
