@@ -1,0 +1,17 @@
+# Approximately equivariant networks for imperfectly symmetric dynamics (Wang, Walters, Yu, ICML 2022):
+# simulations -> zarr datasets -> training -> evaluation -> tables and figures.
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        DATASETS_ALL,
+        "results/data/equivariance_levels.csv",

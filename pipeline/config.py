@@ -1,0 +1,74 @@
+"""Config validation: the JSON schema (workflow/schemas/config.schema.yaml) plus the checks a schema
+cannot express (windows that fit in the simulated frames, held-out tasks that exist)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The config has a wrong key or value; the message names it."""
+
+
+def load(path: str | Path) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _where(path) -> str:
+    return "config" + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
+
+
+def validate(config: dict) -> dict:
+    """Raise ``ConfigError`` naming the first wrong key or value; return ``config`` unchanged."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        raise ConfigError(f"{_where(e.absolute_path)}: {e.message}")
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: dict) -> None:
+    from .families import family_sims, frame_range
+
+    data = config["data"]
+    for family in ("translation", "rotation", "scaling", "equivariance"):
+        cfg = data[family]
+        first, last = frame_range(cfg)
+        if not first < last <= cfg["steps"]:
+            raise ConfigError(f"config['data'][{family!r}]: frames {first}..{last - 1} must lie within the "
+                              f"{cfg['steps']} simulated steps")
+        w = config["windows"][family]
+        for split in ("train", "valid", "test_future", "test_domain"):
+            if split not in w:
+                continue
+            lo, hi = w[split]
+            rollout = w["rollout"]
+            need = hi - 1 + w["offset"] + w["input_length"] + rollout
+            if lo >= hi:
+                raise ConfigError(f"config['windows'][{family!r}][{split!r}]: empty range [{lo}, {hi})")
+            if need > last - first:
+                raise ConfigError(f"config['windows'][{family!r}][{split!r}]: window starts up to {hi - 1} need "
+                                  f"{need} frames but {family} stores {last - first} (first_frame..last frame)")
+    sims = {f: family_sims(f, data) for f in ("translation", "rotation", "scaling")}
+    known = {
+        "translation": {(s.params["inflow_x"], s.params["inflow_y"]) for s in sims["translation"]},
+        "rotation": {(s.params["k"], s.params["side"]) for s in sims["rotation"]},
+        "scaling": set(range(len(sims["scaling"]))),
+    }
+    for family, keys in known.items():
+        for i, task in enumerate(data[family]["test_domain"]):
+            key = tuple(task) if isinstance(task, list) else task
+            if key not in keys:
+                raise ConfigError(f"config['data'][{family!r}]['test_domain'][{i}]: {task} is not a sim of the family")
+        roles = [s.role for s in sims[family]]
+        if "train" not in roles or "test_domain" not in roles:
+            raise ConfigError(f"config['data'][{family!r}]: needs both train and held-out (test_domain) sims")

@@ -1,0 +1,100 @@
+"""The work of each Snakemake data job, as plain functions (workflow/scripts/* call these)."""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets
+from .families import equivariance_base_indices, family_sims, frame_range, shard_indices, simulate_shard
+
+log = logging.getLogger("pipeline")
+
+
+def run_simulation_shard(family: str, shard: int, config: dict, output: str) -> None:
+    """Simulate shard ``shard`` of ``family`` and save its frames to ``output`` (.npy, written atomically)."""
+    data = config["data"]
+    shards = shard_indices(len(family_sims(family, data)), data["sims_per_job"])
+    if not 0 <= shard < len(shards):
+        raise ValueError(f"{family}: shard {shard} does not exist (0..{len(shards) - 1})")
+    log.info("%s shard %d: sims %s", family, shard, shards[shard])
+    frames = simulate_shard(family, data, shards[shard])
+    tmp = f"{output}.partial.npy"
+    np.save(tmp, frames)
+    os.replace(tmp, output)
+    log.info("wrote %s %s", output, frames.shape)
+
+
+def _family_frames(family: str, config: dict, shard_files: list[str]) -> np.ndarray:
+    data = config["data"]
+    sims = family_sims(family, data)
+    shards = shard_indices(len(sims), data["sims_per_job"])
+    if len(shard_files) != len(shards):
+        raise ValueError(f"{family}: expected {len(shards)} shard files, got {len(shard_files)}")
+    parts = [np.load(f, mmap_mode="r") for f in shard_files]
+    out = np.empty((len(sims), *parts[0].shape[1:]), dtype=np.float32)
+    for indices, part, path in zip(shards, parts, shard_files):
+        if part.shape[0] != len(indices):
+            raise ValueError(f"{path}: holds {part.shape[0]} sims, expected {len(indices)}")
+        out[indices] = part
+    return out
+
+
+def assemble_dataset(family: str, config: dict, shard_files: list[str], output: str) -> None:
+    """Write the zarr store of a family from its shard files."""
+    data = config["data"]
+    sims = family_sims(family, data)
+    velocity = _family_frames(family, config, shard_files)
+    first, _ = frame_range(data[family])
+    datasets.write_store(output, velocity, {
+        "dataset": family, "family": family, "first_frame": first,
+        "sims": [s.metadata() for s in sims],
+        "config": {"data": {k: data[k] for k in ("grid", "inflow_radius", family)}, "windows": config["windows"][family]},
+    }, chunk_frames=data["chunk_frames"])
+    log.info("wrote %s %s", output, velocity.shape)
+
+
+def build_equivariance_level(level: int, config: dict, shard_files: list[str], output: str) -> None:
+    """Write the store of ``E_level`` from the base sims."""
+    data = config["data"]
+    base = _family_frames("equivariance", config, shard_files)
+    indices = equivariance_base_indices(data["equivariance"]["levels"])
+    velocity, error = datasets.equivariance_level(base, indices, level)
+    members = [1 + j * level for j in range(4)]
+    by_base = {s.index: s for s in family_sims("equivariance", data)}
+    sims = [{**by_base[m].metadata(), "index": j, "rotation_quarter_turns": j} for j, m in enumerate(members)]
+    first, _ = frame_range(data["equivariance"])
+    datasets.write_store(output, velocity, {
+        "dataset": f"equivariance_{level}", "family": "equivariance", "level": level, "members": members,
+        "data_equivariance_error": error, "first_frame": first, "sims": sims,
+        "config": {"data": {k: data[k] for k in ("grid", "inflow_radius", "equivariance")},
+                   "windows": config["windows"]["equivariance"]},
+    }, chunk_frames=data["chunk_frames"])
+    log.info("wrote %s level %d, data equivariance error %.6f", output, level, error)
+
+
+def equivariance_table(stores: list[str], output: str) -> None:
+    """``level,dataset,data_equivariance_error`` for every level store."""
+    import zarr
+    rows = []
+    for path in stores:
+        attrs = zarr.open_group(path, mode="r").attrs
+        rows.append((attrs["level"], attrs["dataset"], attrs["data_equivariance_error"]))
+    tmp = f"{output}.partial"
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["level", "dataset", "data_equivariance_error"])
+        w.writerows(sorted(rows))
+    os.replace(tmp, output)
+
+
+def setup_logging(path: str | None) -> None:
+    """Log to the rule's ``log:`` file (and stderr)."""
+    handlers = [logging.StreamHandler()]
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(path, mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)

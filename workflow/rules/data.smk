@@ -1,0 +1,65 @@
+# Simulation shards -> one zarr store per dataset; the equivariance levels from their base sims.
+
+
+rule simulate_shard:
+    output:
+        temp("results/data/shards/{family}/{shard}.npy"),
+    log:
+        "results/logs/simulate/{family}_{shard}.log",
+    benchmark:
+        "results/benchmarks/simulate/{family}_{shard}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../../envs/simulation.yaml"
+    script:
+        "../scripts/simulate_shard.py"
+
+
+rule assemble_dataset:
+    input:
+        lambda wc: expand("results/data/shards/{family}/{shard}.npy", family=wc.family, shard=range(n_shards(wc.family))),
+    output:
+        directory("results/data/{family}.zarr"),
+    wildcard_constraints:
+        family="translation|rotation|scaling",
+    log:
+        "results/logs/assemble/{family}.log",
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../../envs/simulation.yaml"
+    script:
+        "../scripts/assemble_dataset.py"
+
+
+rule equivariance_level:
+    input:
+        expand("results/data/shards/equivariance/{shard}.npy", shard=range(n_shards("equivariance"))),
+    output:
+        directory("results/data/equivariance_{level}.zarr"),
+    log:
+        "results/logs/assemble/equivariance_{level}.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/simulation.yaml"
+    script:
+        "../scripts/equivariance_level.py"
+
+
+rule equivariance_table:
+    input:
+        expand("results/data/equivariance_{level}.zarr", level=LEVELS),
+    output:
+        report("results/data/equivariance_levels.csv", caption="../report/equivariance_levels.rst", category="Data"),
+    log:
+        "results/logs/assemble/equivariance_table.log",
+    conda:
+        "../../envs/simulation.yaml"
+    script:
+        "../scripts/equivariance_table.py"

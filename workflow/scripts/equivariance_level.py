@@ -1,0 +1,7 @@
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../..")
+from pipeline import jobs  # noqa: E402
+
+jobs.setup_logging(snakemake.log[0])
+jobs.build_equivariance_level(int(snakemake.wildcards.level), snakemake.config, list(snakemake.input), snakemake.output[0])
