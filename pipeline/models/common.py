@@ -68,3 +68,262 @@ class MLP(Model):
         if tuple(x.shape[-2:]) != self.frame_size:
             raise ValueError(f"MLP built for frames {self.frame_size}, got {tuple(x.shape[-2:])}")
         return self.net(x.reshape(x.shape[0], -1)).reshape(x.shape[0], 2, *self.frame_size)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Layers with position-dependent (untied / relaxed) weights, shared by the approximately equivariant models.
+# ---------------------------------------------------------------------------------------------------------
+
+def _check_frame(x: torch.Tensor, frame_size: tuple[int, int], who: str) -> None:
+    if tuple(x.shape[-2:]) != tuple(frame_size):
+        raise ValueError(f"{who} built for frames {tuple(frame_size)}, got {tuple(x.shape[-2:])}")
+
+
+def _uniform_(t: torch.Tensor, fan_in: int) -> torch.Tensor:
+    """PyTorch's default conv initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    bound = 1.0 / max(fan_in, 1) ** 0.5
+    with torch.no_grad():
+        return t.uniform_(-bound, bound)
+
+
+def neighbour_difference_sq(t: torch.Tensor) -> torch.Tensor:
+    """``sum_p sum_{q in N(p)} |t(p) - t(q)|^2`` over the two last (spatial) axes, 4-neighbourhood, no wrap.
+
+    Each unordered pair of horizontally or vertically adjacent positions is counted once. Zero iff ``t`` is
+    constant over positions (the grid is connected).
+    """
+    dy = t[..., 1:, :] - t[..., :-1, :]
+    dx = t[..., :, 1:] - t[..., :, :-1]
+    return (dy ** 2).sum() + (dx ** 2).sum()
+
+
+def pairwise_abs_difference(w: torch.Tensor) -> torch.Tensor:
+    """The paper's relaxed-weight constraint (Section 3.3): ``sum_l sum_{g, h} |w_l(g) - w_l(h)|``.
+
+    ``w`` is ``(L, *group)``: one scalar weight per filter bank ``l`` and group element (here: position).
+    The sum runs over all *ordered* pairs ``(g, h)`` as written in the paper (no normalisation: it grows
+    like ``n^2`` with the number of positions ``n``, so ``alpha`` depends on the frame size). Computed exactly
+    in ``O(n log n)`` per bank from the sorted values ``v_(1) <= ... <= v_(n)`` and their gaps:
+    ``sum_{g,h} |v_g - v_h| = 2 sum_{k<n} k (n - k) (v_(k+1) - v_(k))``, a sum of non-negative terms that is
+    exactly zero iff each ``w_l`` is constant over the group, i.e. at the equivariant point.
+    """
+    flat = w.reshape(w.shape[0], -1)
+    n = flat.shape[1]
+    v, _ = torch.sort(flat, dim=1)
+    k = torch.arange(1, n, device=w.device, dtype=w.dtype)
+    return 2.0 * ((v[:, 1:] - v[:, :-1]) * (k * (n - k))).sum()
+
+
+class LocallyConnected2d(nn.Module):
+    """Locally connected layer (untied convolution, Elsayed et al. 2020): a ``k x k`` stencil whose kernel
+    and bias depend on the output position ``p``, same (zero) padding, stride 1:
+
+        ``out[o](p) = b[o](p) + sum_{i, d in K^2} W_p[o, i, d] x[i](p + d - k//2)``.
+
+    ``rank=None``: every ``W_p`` is a free ``(C_out, C_in, k, k)`` array (``H W C_out C_in k^2`` parameters;
+    only small layers can afford it). ``rank=R``: low-rank untied kernels that keep the layer affordable at
+    64x64 with 128 channels, ``W_p[o] = sum_{r<R} A[r, o](p) B[r, o]`` with ``R`` basis kernels ``B[r]`` of shape
+    ``(C_out, C_in, k, k)`` and per-position, per-output-channel coefficients ``A[r, o](p)``. It is computed
+    as one convolution with the ``R C_out`` stacked basis kernels followed by a position-wise weighted sum
+    over ``r`` (no loop over ``r``).
+
+    ``init="untied"`` draws every position's kernel independently (full rank: PyTorch's conv init per
+    position; low rank: ``A ~ N(0, 1/R)``, which keeps the kernel variance of a conv init). ``init="tied"``
+    starts with every position equal: the layer is then exactly a convolution (with a tied bias).
+
+    :meth:`neighbour_penalty` is the soft translation-equivariance constraint of CLCNN:
+    ``sum_{p ~ q} ||W_p - W_q||^2 + ||b(p) - b(q)||^2`` over adjacent positions, zero iff the layer is a
+    convolution. For the low-rank layer it is evaluated through the Gram matrices ``<B[r, o], B[s, o]>``
+    without materialising the ``H W`` kernels.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, frame_size: tuple[int, int],
+                 rank: int | None = None, bias: bool = True, init: str = "untied"):
+        super().__init__()
+        if init not in ("untied", "tied"):
+            raise ValueError(f"init must be 'untied' or 'tied', got {init!r}")
+        if rank is not None and rank < 1:
+            raise ValueError(f"rank must be a positive integer or None (full rank), got {rank}")
+        h, w = (int(s) for s in frame_size)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.frame_size, self.rank = (h, w), rank
+        fan_in = in_channels * kernel_size ** 2
+        if rank is None:
+            weight = torch.empty(out_channels, in_channels, kernel_size, kernel_size, h, w)
+            if init == "tied":
+                _uniform_(weight[..., :1, :1], fan_in)
+                weight = weight[..., :1, :1].expand_as(weight).clone()
+            else:
+                _uniform_(weight, fan_in)
+            self.weight = nn.Parameter(weight)
+        else:
+            self.basis = nn.Parameter(_uniform_(torch.empty(rank, out_channels, in_channels, kernel_size,
+                                                            kernel_size), fan_in))
+            coef = torch.empty(rank, out_channels, h, w)
+            if init == "tied":
+                coef.fill_(1.0 / rank ** 0.5)
+            else:
+                coef.normal_(0.0, 1.0 / rank ** 0.5)
+            self.coef = nn.Parameter(coef)
+        if bias:
+            b = _uniform_(torch.empty(out_channels, 1, 1), fan_in).expand(out_channels, h, w).clone()
+            if init == "untied":
+                _uniform_(b, fan_in)
+            self.bias = nn.Parameter(b)
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_frame(x, self.frame_size, "LocallyConnected2d")
+        k, (h, w) = self.kernel_size, self.frame_size
+        if self.rank is None:
+            cols = nn.functional.unfold(x, k, padding=k // 2)                         # (B, C_in k k, H W)
+            wt = self.weight.reshape(self.out_channels, -1, h * w)                   # (C_out, C_in k k, H W)
+            out = torch.einsum("bkp,okp->bop", cols, wt).reshape(x.shape[0], self.out_channels, h, w)
+        else:
+            y = nn.functional.conv2d(x, self.basis.reshape(-1, self.in_channels, k, k), padding=k // 2)
+            y = y.reshape(x.shape[0], self.rank, self.out_channels, h, w)
+            out = (y * self.coef).sum(dim=1)
+        return out if self.bias is None else out + self.bias
+
+    def kernels(self) -> torch.Tensor:
+        """All position kernels ``(C_out, C_in, k, k, H, W)`` (materialised: for tests and small layers)."""
+        if self.rank is None:
+            return self.weight
+        return torch.einsum("roikl,rohw->oiklhw", self.basis, self.coef)
+
+    def neighbour_penalty(self) -> torch.Tensor:
+        """``sum_{p ~ q} ||W_p - W_q||^2 (+ ||b(p) - b(q)||^2)``; zero iff the layer is a convolution."""
+        if self.rank is None:
+            pen = neighbour_difference_sq(self.weight)
+        else:
+            gram = torch.einsum("roikl,soikl->ors", self.basis, self.basis)          # (C_out, R, R)
+            pen = self.coef.new_zeros(())
+            for d in (self.coef[..., 1:, :] - self.coef[..., :-1, :],
+                      self.coef[..., :, 1:] - self.coef[..., :, :-1]):
+                pen = pen + torch.einsum("rohw,ors,sohw->", d, gram, d)
+        if self.bias is not None:
+            pen = pen + neighbour_difference_sq(self.bias)
+        return pen
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"frame_size={self.frame_size}, rank={self.rank}")
+
+
+class RelaxedConv2d(nn.Module):
+    """Relaxed group convolution over the translation group ``Z^2`` (paper eq. 4-5).
+
+    ``L`` filter banks ``K_l`` (each ``(C_out, C_in, k, k)``) are mixed by scalar weights ``w_l(h)`` that vary
+    over the grid. The paper's eq. 5 puts the weights on the *input* position ``h``:
+
+        ``weighting="input"`` (eq. 5): ``out(g) = sum_h sum_l f(h) w_l(h) K_l(h - g) = sum_l (K_l * (w_l f))(g)``,
+
+    computed as ONE convolution of the ``L C_in``-channel stack ``(w_1 f, ..., w_L f)`` with the kernels
+    concatenated along the input channels. ``weighting="output"`` puts them on the output position,
+    ``out(g) = sum_l w_l(g) (K_l * f)(g)``: one convolution with the ``L C_out`` stacked kernels, then a
+    position-wise weighted sum over banks. Both reduce to a convolution with kernel ``sum_l c_l K_l`` when
+    every ``w_l`` is constant over positions (the equivariant point). The weights start there: ``w_l(h) =
+    1/sqrt(L)`` for all ``l, h`` (which also keeps the conv-init variance of the summed kernel). The bias is
+    tied (shared by all positions), so it never breaks equivariance.
+
+    :meth:`penalty` is the paper's constraint ``sum_l sum_{g,h} |w_l(g) - w_l(h)|`` (Section 3.3), zero
+    exactly at the equivariant point.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, frame_size: tuple[int, int],
+                 banks: int = 2, bias: bool = True, weighting: str = "input"):
+        super().__init__()
+        if weighting not in ("input", "output"):
+            raise ValueError(f"weighting must be 'input' or 'output', got {weighting!r}")
+        if banks < 1:
+            raise ValueError(f"banks must be at least 1, got {banks}")
+        h, w = (int(s) for s in frame_size)
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.frame_size, self.banks, self.weighting = (h, w), banks, weighting
+        fan_in = in_channels * kernel_size ** 2
+        self.kernel = nn.Parameter(_uniform_(torch.empty(banks, out_channels, in_channels, kernel_size,
+                                                         kernel_size), fan_in))
+        self.relaxed_weights = nn.Parameter(torch.full((banks, h, w), 1.0 / banks ** 0.5))
+        self.bias = nn.Parameter(_uniform_(torch.empty(out_channels), fan_in)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_frame(x, self.frame_size, "RelaxedConv2d")
+        b, (h, w), k, nl = x.shape[0], self.frame_size, self.kernel_size, self.banks
+        if self.weighting == "input":
+            stacked = (x.unsqueeze(1) * self.relaxed_weights[None, :, None]).reshape(b, -1, h, w)
+            kern = self.kernel.permute(1, 0, 2, 3, 4).reshape(self.out_channels, -1, k, k)
+            return nn.functional.conv2d(stacked, kern, self.bias, padding=k // 2)
+        y = nn.functional.conv2d(x, self.kernel.reshape(-1, self.in_channels, k, k), padding=k // 2)
+        out = (y.reshape(b, nl, self.out_channels, h, w) * self.relaxed_weights[None, :, None]).sum(dim=1)
+        return out if self.bias is None else out + self.bias[:, None, None]
+
+    def penalty(self) -> torch.Tensor:
+        """``sum_l sum_{g,h} |w_l(g) - w_l(h)|`` over all ordered pairs of positions."""
+        return pairwise_abs_difference(self.relaxed_weights)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, banks={self.banks}, "
+                f"frame_size={self.frame_size}, weighting={self.weighting!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Generic wrappers for the approximate-equivariance baselines (plain tensor -> tensor modules, so that the
+# rotation and scaling families can wrap their equivariant parts and reuse them).
+# ---------------------------------------------------------------------------------------------------------
+
+def squared_norm(module: nn.Module) -> torch.Tensor:
+    """``sum ||theta||^2`` over the trainable parameters of ``module``."""
+    terms = [p.pow(2).sum() for p in module.parameters() if p.requires_grad]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
+
+
+class ResidualPathway(nn.Module):
+    """One Residual-Pathway-Prior layer (Finzi et al. 2021): ``y = equivariant(x) + free(x)``.
+
+    ``free`` is a more flexible, non-equivariant path whose function space contains ``equivariant``'s.
+    :meth:`prior` is the negative log of the Gaussian priors up to constants and a common factor: an L2
+    penalty ``||theta_free||^2 + eq_scale ||theta_equivariant||^2`` with ``eq_scale < 1``, i.e. a tighter
+    prior (stronger penalty) on the non-equivariant path, so the data must pay for using it.
+    """
+
+    def __init__(self, equivariant: nn.Module, free: nn.Module):
+        super().__init__()
+        self.equivariant, self.free = equivariant, free
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.equivariant(x) + self.free(x)
+
+    def prior(self, eq_scale: float) -> torch.Tensor:
+        return squared_norm(self.free) + eq_scale * squared_norm(self.equivariant)
+
+
+class Lift(Model):
+    """Lift expansion (Wang et al. 2021): a non-equivariant ``encoder`` is fed the same input as the
+    equivariant ``backbone``, and its output channels (which carry the trivial representation: they are
+    not transformed by the group) are appended to the backbone's input channels.
+
+    ``encoder`` maps ``(B, T, 2, H, W)`` to ``(B, E, H, W)``; ``backbone`` maps the ``2T + E`` channels
+    ``(frames_to_channels(x), encoder(x))`` to ``(B, 2, H, W)``.
+    """
+
+    def __init__(self, encoder: nn.Module, backbone: nn.Module):
+        super().__init__()
+        self.encoder, self.backbone = encoder, backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(torch.cat([frames_to_channels(x), self.encoder(x)], dim=1))
+
+
+class Combo(Model):
+    """Non-equivariant layers first, equivariant layers after (paper Section 3.4): ``back(front(x))``.
+
+    ``front`` maps ``(B, T, 2, H, W)`` to features, ``back`` maps them to ``(B, 2, H, W)``; no regulariser.
+    """
+
+    def __init__(self, front: nn.Module, back: nn.Module):
+        super().__init__()
+        self.front, self.back = front, back
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.back(self.front(x))
