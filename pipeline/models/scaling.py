@@ -1,0 +1,574 @@
+"""Models of the scaling family: SESN (scale-equivariant steerable nets) and its relaxations.
+
+Scale-equivariant steerable convolution (Sosnovik, Szmaja & Smeulders, ICLR 2020), written from the
+paper's mathematics:
+
+* A fixed multi-scale basis: 2D Hermite-Gaussian functions ``psi_b`` (orders ``n, m < basis_size``)
+  dilated to every scale ``s`` of the scale set, ``psi_b^s(y) = s^-2 psi_b(y / s)``, sampled on the full
+  ``kernel_size x kernel_size`` grid at every scale (no scale gets a smaller support). The ``s^-2``
+  factor is what makes ``conv(zoom_r f, psi^{r s}) = zoom_r conv(f, psi^s)``. It is computed once and
+  kept as a buffer ``(S, nb, k, k)``.
+* Lifting ``Z2 -> scales x Z2``: ``F_s = f * sum_b w_b psi_b^s`` for every scale ``s``: one conv with the
+  ``S`` kernels stacked on the output axis.
+* Scale convolution ``scales x Z2 -> scales x Z2``: ``F'_s = sum_{j < scale_mix} F_{s+j} * kappa_j^s``
+  with ``kappa_j^s = sum_b w_{j b} psi_b^s``: one grouped conv (``groups = S``). With ``scale_mix = 1``
+  (default) every scale is processed by the same dilated kernel and the network is equivariant to any
+  zoom mapping one scale of the set onto another; ``scale_mix > 1`` mixes neighbouring *indices* of the
+  scale set (zero-padded beyond the largest scale), a group operation only for a geometric scale set.
+* Output: the last layer gives 2 channels at every scale, then a pool over scales (mean by default,
+  ``pool="max"`` optional): every scale channel reaches the output.
+
+Features inside are ``(B, S * C, H, W)``, scale-major (block ``s`` holds the ``C`` channels of scale ``s``).
+Velocity components are treated as scalar channels (a zoom does not rotate vectors).
+
+Relaxations (paper sections 3.1-3.4), all with one conv per layer and kernels assembled by einsum:
+
+* ``rsteer`` (eq. 6-7): the basis coefficients depend on the scale, ``w_b(s)``, initialised equal over
+  ``s`` (the SESN); regulariser ``alpha * sum_s |w(s+1) - w(s)|``, the scale analogue of eq. 7's
+  finite-difference penalty (zero exactly at the equivariant point).
+* ``rgroup`` (eq. 4-5): ``L = banks`` steerable kernels ``Psi_l`` combined with scale-dependent weights,
+  ``Psi(s) = sum_l w_l(s) Psi_l^s``, initialised equal over ``s``; regulariser
+  ``alpha * sum_l sum_{g,h} |w_l(h) - w_l(g)|`` (paper section 3.3).
+* ``rsteer_ts`` (eq. 8-9): coefficients depending on position and scale through a rank-``rank``
+  factorisation ``w(x, s) = sum_r a_r(x) b_r(s)``, ``a_r`` constant and ``b_r`` equal over scales at
+  init; regulariser: scale differences of ``b`` plus spatial finite differences of ``a``.
+* ``rpp``: residual pathway prior, SESN path + plain (per-scale, untied) conv path in every layer,
+  regulariser ``alpha * ||plain weights||^2``.
+* ``combo``: plain CNN layers then SESN layers. ``lift``: a non-equivariant CNN encoder tiled over the
+  scale axis as extra (scale-invariant) channels of a SESN backbone.
+* ``clcnn``: a locally connected net (per-position kernels) with a soft scale-consistency loss on each
+  position's kernel: ``kappa(y) ~ r^2 kappa(r y)`` for every ratio ``r`` of two scales of the set (the
+  kernel constraint of eq. 3 for scalar channels under dilation), sampled bilinearly at the offsets
+  ``y != 0`` with ``r y`` inside the kernel. Its width is capped so that it stays under the parameter
+  budget (a locally connected layer on a 64 x 64 frame costs 4096 kernels).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .common import ConvNet, MLP, Model, conv_stack, frames_to_channels
+
+DEFAULT_SCALES = (1.0, 1.5, 2.0, 2.5)
+PARAMETER_BUDGET = 10 ** 7
+
+
+# ----------------------------------------------------------------------------------------------------
+# Basis
+# ----------------------------------------------------------------------------------------------------
+
+def _hermite(n: int, u: torch.Tensor) -> torch.Tensor:
+    """Probabilists' Hermite polynomial ``He_n(u)`` by recurrence."""
+    h0, h1 = torch.ones_like(u), u
+    if n == 0:
+        return h0
+    for k in range(1, n):
+        h0, h1 = h1, u * h1 - k * h0
+    return h1
+
+
+def hermite_gaussian_basis(kernel_size: int, scales: Sequence[float], basis_size: int = 3,
+                           base_sigma: float = 0.6) -> torch.Tensor:
+    """Multi-scale Hermite-Gaussian basis ``(S, basis_size**2, k, k)``, float64.
+
+    ``psi_{nm}^s(y) = s^-2 He_n(y_x / (sigma s)) He_m(y_y / (sigma s)) exp(-|y|^2 / (2 (sigma s)^2))`` on
+    the integer grid ``|y| <= k // 2`` (index ``[y, x]``). Each function is divided by its L2 norm at the
+    smallest scale, the same constant at every scale, so the relative ``s^-2`` normalisation is kept.
+    """
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+    scales = tuple(float(s) for s in scales)
+    if not scales or min(scales) <= 0:
+        raise ValueError(f"scales must be positive, got {scales}")
+    if basis_size < 1:
+        raise ValueError(f"basis_size must be at least 1, got {basis_size}")
+    r = kernel_size // 2
+    grid = torch.arange(-r, r + 1, dtype=torch.float64)
+    yy, xx = torch.meshgrid(grid, grid, indexing="ij")
+    out = []
+    for s in scales:
+        sig = base_sigma * s
+        u, v = xx / sig, yy / sig
+        gauss = torch.exp(-(u ** 2 + v ** 2) / 2)
+        funcs = [_hermite(n, u) * _hermite(m, v) * gauss / s ** 2
+                 for n in range(basis_size) for m in range(basis_size)]
+        out.append(torch.stack(funcs))
+    basis = torch.stack(out)  # (S, nb, k, k)
+    smallest = min(range(len(scales)), key=lambda i: scales[i])
+    norm = basis[smallest].flatten(1).norm(dim=1).clamp_min(1e-12)
+    return basis / norm[None, :, None, None]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Scale convolution (equivariant and relaxed)
+# ----------------------------------------------------------------------------------------------------
+
+RELAXATIONS = ("none", "steer", "group", "ts")
+
+
+class ScaleConv(nn.Module):
+    """One SESN layer, lifting (``lift=True``: input ``(B, Cin, H, W)``) or scale-to-scale (input
+    ``(B, S*Cin, H, W)``), output ``(B, S*Cout, H, W)``; optionally relaxed (see module docstring).
+
+    ``plain=True`` adds the residual-pathway plain conv (untied per scale) to the output.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, basis: torch.Tensor, lift: bool,
+                 scale_mix: int = 1, relax: str = "none", banks: int = 2, rank: int = 2,
+                 frame_size: tuple[int, int] | None = None, plain: bool = False, bias: bool = True):
+        super().__init__()
+        if relax not in RELAXATIONS:
+            raise ValueError(f"relax must be one of {RELAXATIONS}, got {relax!r}")
+        self.register_buffer("basis", basis.to(torch.get_default_dtype()).clone(), persistent=False)
+        S, nb, k, _ = basis.shape
+        self.S, self.nb, self.k = S, nb, k
+        self.lift = bool(lift)
+        self.mix = 1 if lift else int(scale_mix)
+        if self.mix < 1 or self.mix > S:
+            raise ValueError(f"scale_mix must be in 1..{S}, got {scale_mix}")
+        self.cin, self.cout, self.relax = in_channels, out_channels, relax
+        cin_eff = in_channels * self.mix
+        # Variance-preserving init: a kernel sum_b w_b psi_b has norm ~ |w| (basis normalised at s_min).
+        std = math.sqrt(2.0 / (cin_eff * nb))
+        base = torch.randn(out_channels, cin_eff, nb) * std
+        if relax == "none":
+            self.weight = nn.Parameter(base)
+        elif relax == "steer":
+            self.weight = nn.Parameter(base[None].repeat(S, 1, 1, 1))  # (S, Cout, Cin, nb), equal over s
+        elif relax == "group":
+            if banks < 1:
+                raise ValueError(f"banks must be at least 1, got {banks}")
+            self.banks = int(banks)
+            self.bank_weight = nn.Parameter(torch.randn(banks, out_channels, cin_eff, nb) * std)
+            self.mixing = nn.Parameter(torch.full((S, banks), 1.0 / math.sqrt(banks)))  # w_l(s), equal over s
+        else:  # ts
+            if rank < 1:
+                raise ValueError(f"rank must be at least 1, got {rank}")
+            if frame_size is None:
+                raise ValueError("relax='ts' needs frame_size (spatially varying weights)")
+            self.rank, self.frame_size = int(rank), (int(frame_size[0]), int(frame_size[1]))
+            b = torch.randn(rank, out_channels, cin_eff, nb) * (std / math.sqrt(rank))
+            self.weight = nn.Parameter(b[:, None].repeat(1, S, 1, 1, 1))  # (R, S, Cout, Cin, nb)
+            self.spatial = nn.Parameter(torch.ones(rank, *self.frame_size))  # a_r(x), constant at init
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.plain = None
+        if plain:
+            if lift:
+                self.plain = nn.Conv2d(in_channels, S * out_channels, k, padding=k // 2, bias=False)
+            else:
+                self.plain = nn.Conv2d(S * cin_eff, S * out_channels, k, padding=k // 2, groups=S, bias=False)
+
+    # kernel assembly ------------------------------------------------------------------------------
+    def coefficients(self) -> torch.Tensor:
+        """Per-scale basis coefficients ``(S, Cout, Cin_eff, nb)`` (``(R, S, ...)`` for ``ts``)."""
+        if self.relax == "none":
+            return self.weight.expand(self.S, *self.weight.shape)
+        if self.relax == "steer":
+            return self.weight
+        if self.relax == "group":
+            return torch.einsum("sl,locb->socb", self.mixing, self.bank_weight)
+        return self.weight
+
+    def kernel(self) -> torch.Tensor:
+        """Stacked conv kernel: ``(S*Cout, Cin_eff, k, k)``, or ``(S*R*Cout, ...)`` for ``ts``."""
+        c = self.coefficients()
+        if self.relax == "ts":
+            w = torch.einsum("rsocb,sbhw->srochw", c, self.basis)
+        else:
+            w = torch.einsum("socb,sbhw->sochw", c, self.basis)
+        return w.reshape(-1, w.shape[-3], self.k, self.k)
+
+    def _gather_scales(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, S*Cin, H, W)`` -> ``(B, S*mix*Cin, H, W)``: scale ``s`` block holds scales ``s..s+mix-1``."""
+        if self.mix == 1:
+            return x
+        B, _, H, W = x.shape
+        f = x.reshape(B, self.S, self.cin, H, W)
+        f = F.pad(f, (0, 0, 0, 0, 0, 0, 0, self.mix - 1))  # zeros beyond the largest scale
+        windows = torch.stack([f[:, j:j + self.S] for j in range(self.mix)], dim=2)  # (B, S, mix, C, H, W)
+        return windows.reshape(B, self.S * self.mix * self.cin, H, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        expected = self.cin if self.lift else self.S * self.cin
+        if x.shape[1] != expected:
+            raise ValueError(f"ScaleConv expected {expected} input channels, got {x.shape[1]}")
+        inp = x if self.lift else self._gather_scales(x)
+        groups = 1 if self.lift else self.S
+        out = F.conv2d(inp, self.kernel(), padding=self.k // 2, groups=groups)
+        B, _, H, W = out.shape
+        if self.relax == "ts":
+            if (H, W) != self.frame_size:
+                raise ValueError(f"relaxed translation layer built for frames {self.frame_size}, got {(H, W)}")
+            out = out.reshape(B, self.S, self.rank, self.cout, H, W)
+            out = (out * self.spatial[None, None, :, None]).sum(dim=2).reshape(B, -1, H, W)
+        if self.plain is not None:
+            out = out + self.plain(inp)
+        if self.bias is not None:
+            out = out + self.bias.repeat(self.S)[None, :, None, None]
+        return out
+
+    # regularisers ---------------------------------------------------------------------------------
+    def relaxation_penalty(self) -> torch.Tensor:
+        """The paper's constraint on the relaxed weights; exactly zero at the equivariant point."""
+        if self.relax == "steer":
+            return (self.weight[1:] - self.weight[:-1]).abs().sum()
+        if self.relax == "group":
+            return (self.mixing[:, None, :] - self.mixing[None, :, :]).abs().sum()
+        if self.relax == "ts":
+            a = self.spatial
+            return ((self.weight[:, 1:] - self.weight[:, :-1]).abs().sum()
+                    + (a[:, 1:] - a[:, :-1]).abs().sum() + (a[:, :, 1:] - a[:, :, :-1]).abs().sum())
+        return self.basis.new_zeros(())
+
+    def plain_penalty(self) -> torch.Tensor:
+        if self.plain is None:
+            return self.basis.new_zeros(())
+        return (self.plain.weight ** 2).sum()
+
+
+def pool_scales(x: torch.Tensor, scales: int, mode: str = "mean") -> torch.Tensor:
+    """``(B, S*C, H, W)`` -> ``(B, C, H, W)`` by mean or max over the scale axis."""
+    B, SC, H, W = x.shape
+    f = x.reshape(B, scales, SC // scales, H, W)
+    if mode == "mean":
+        return f.mean(dim=1)
+    if mode == "max":
+        return f.amax(dim=1)
+    raise ValueError(f"pool must be 'mean' or 'max', got {mode!r}")
+
+
+class SESNStack(nn.Module):
+    """Lift + ``layers - 1`` scale convolutions with ReLU between, pooled over scales at the end.
+
+    Input ``(B, in_channels, H, W)``, output ``(B, out_channels, H, W)``. ``extra_channels`` of a
+    scale-invariant feature map (lift expansion) may be given to ``forward`` and are tiled over the scale
+    axis after the lifting layer.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, out_channels: int, layers: int, kernel_size: int,
+                 scales: Sequence[float], basis_size: int = 3, base_sigma: float = 0.6,
+                 scale_mix: int = 1, pool: str = "mean", extra_channels: int = 0, **layer_kw):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"layers must be at least 1, got {layers}")
+        self.scales = tuple(float(s) for s in scales)
+        self.S = len(self.scales)
+        self.pool = pool
+        pool_scales(torch.zeros(1, self.S, 1, 1), self.S, pool)  # validate the mode
+        basis = hermite_gaussian_basis(kernel_size, self.scales, basis_size, base_sigma)
+        self.extra_channels = int(extra_channels)
+        mods = []
+        for i in range(layers):
+            cin = in_channels if i == 0 else hidden + (self.extra_channels if i == 1 else 0)
+            cout = out_channels if i == layers - 1 else hidden
+            mods.append(ScaleConv(cin, cout, basis, lift=(i == 0), scale_mix=scale_mix, **layer_kw))
+        if self.extra_channels and layers < 2:
+            raise ValueError("lift expansion needs at least 2 SESN layers")
+        self.convs = nn.ModuleList(mods)
+
+    def features(self, x: torch.Tensor, extra: torch.Tensor | None = None, upto: int | None = None,
+                 hook=None) -> torch.Tensor:
+        """Lifted features ``(B, S*C, H, W)`` after layer ``upto`` (all layers if None), before pooling.
+
+        ``hook(i, h)`` may replace the (post-activation) input ``h`` of layer ``i >= 1``.
+        """
+        h = x
+        n = len(self.convs)
+        for i, conv in enumerate(self.convs):
+            if i == 1 and self.extra_channels:
+                B, _, H, W = h.shape
+                e = extra[:, None].expand(B, self.S, *extra.shape[1:])
+                h = torch.cat([h.reshape(B, self.S, -1, H, W), e], dim=2).reshape(B, -1, H, W)
+            if hook is not None and i >= 1:
+                h = hook(i, h)
+            h = conv(h)
+            if i < n - 1:
+                h = F.relu(h)
+            if upto is not None and i == upto:
+                return h
+        return h
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None, hook=None) -> torch.Tensor:
+        if self.extra_channels and (extra is None or extra.shape[1] != self.extra_channels):
+            raise ValueError(f"SESNStack expects {self.extra_channels} extra channels")
+        return pool_scales(self.features(x, extra, hook=hook), self.S, self.pool)
+
+    def relaxation_penalty(self) -> torch.Tensor:
+        return sum(c.relaxation_penalty() for c in self.convs)
+
+    def plain_penalty(self) -> torch.Tensor:
+        return sum(c.plain_penalty() for c in self.convs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------
+
+class SESN(Model):
+    """SESN and its relaxed / residual-pathway variants on stacked input frames.
+
+    ``relax``: ``none`` (SESN), ``steer`` (RSteer), ``group`` (RGroup), ``ts`` (RSteer TS).
+    ``plain=True``: residual pathway prior (Rpp). ``regularizer()`` = ``alpha`` times the relaxation
+    constraint plus ``alpha`` times the squared norm of the plain path.
+    """
+
+    def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int,
+                 scales: Sequence[float] = DEFAULT_SCALES, alpha: float = 0.0, relax: str = "none",
+                 plain: bool = False, **kw):
+        super().__init__()
+        self.alpha = float(alpha)
+        self.net = SESNStack(2 * in_frames, hidden, 2, layers, kernel_size, scales, relax=relax,
+                             plain=plain, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(frames_to_channels(x))
+
+    def regularizer(self) -> torch.Tensor:
+        return self.alpha * (self.net.relaxation_penalty() + self.net.plain_penalty())
+
+
+class Combo(Model):
+    """Plain CNN layers (``layers // 2``) followed by SESN layers (the rest)."""
+
+    def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int,
+                 scales: Sequence[float] = DEFAULT_SCALES, **kw):
+        super().__init__()
+        n_plain = layers // 2
+        n_sesn = layers - n_plain
+        self.plain = (conv_stack(2 * in_frames, hidden, hidden, n_plain, kernel_size, final_activation=True)
+                      if n_plain else nn.Identity())
+        cin = hidden if n_plain else 2 * in_frames
+        self.sesn = SESNStack(cin, hidden, 2, n_sesn, kernel_size, scales, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sesn(self.plain(frames_to_channels(x)))
+
+
+class LiftExpansion(Model):
+    """Non-equivariant CNN encoder tiled over the scale axis as extra channels of a SESN backbone."""
+
+    def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int,
+                 scales: Sequence[float] = DEFAULT_SCALES, encoder_channels: int | None = None,
+                 encoder_layers: int = 2, **kw):
+        super().__init__()
+        e = max(1, hidden // 2) if encoder_channels is None else int(encoder_channels)
+        self.encoder = conv_stack(2 * in_frames, hidden, e, encoder_layers, kernel_size, final_activation=True)
+        self.sesn = SESNStack(2 * in_frames, hidden, 2, layers, kernel_size, scales, extra_channels=e, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = frames_to_channels(x)
+        return self.sesn(f, extra=self.encoder(f))
+
+
+class LocallyConnected2d(nn.Module):
+    """Same-padded locally connected layer: a separate ``k x k`` kernel (and bias) at every position."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, frame_size: tuple[int, int]):
+        super().__init__()
+        h, w = int(frame_size[0]), int(frame_size[1])
+        self.frame_size, self.k = (h, w), int(kernel_size)
+        self.cin, self.cout = in_channels, out_channels
+        fan_in = in_channels * kernel_size ** 2
+        self.weight = nn.Parameter(torch.randn(h * w, out_channels, fan_in) * math.sqrt(2.0 / fan_in))
+        self.bias = nn.Parameter(torch.zeros(out_channels, h, w))
+
+    def kernels(self) -> torch.Tensor:
+        """``(H*W, Cout, Cin, k, k)``."""
+        return self.weight.reshape(-1, self.cout, self.cin, self.k, self.k)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape[-2:]) != self.frame_size:
+            raise ValueError(f"locally connected layer built for frames {self.frame_size}, got {tuple(x.shape[-2:])}")
+        B = x.shape[0]
+        cols = F.unfold(x, self.k, padding=self.k // 2)  # (B, Cin*k*k, H*W)
+        out = torch.einsum("bfp,pof->bop", cols, self.weight)
+        return out.reshape(B, self.cout, *self.frame_size) + self.bias
+
+    @staticmethod
+    def count(in_channels: int, out_channels: int, kernel_size: int, frame_size: tuple[int, int]) -> int:
+        return frame_size[0] * frame_size[1] * out_channels * (in_channels * kernel_size ** 2 + 1)
+
+
+def rescaling_matrix(kernel_size: int, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(M, valid)``: ``(M @ vec(kappa))[y] = kappa(ratio * y)`` by bilinear interpolation on the kernel
+    grid, for the offsets ``y != 0`` whose image ``ratio * y`` lies inside the kernel (``valid``)."""
+    r = kernel_size // 2
+    k2 = kernel_size ** 2
+    M = torch.zeros(k2, k2, dtype=torch.float64)
+    valid = torch.zeros(k2, dtype=torch.bool)
+    for iy in range(kernel_size):
+        for ix in range(kernel_size):
+            y, x = iy - r, ix - r
+            ty, tx = ratio * y, ratio * x
+            if (y == 0 and x == 0) or abs(ty) > r + 1e-9 or abs(tx) > r + 1e-9:
+                continue
+            row = iy * kernel_size + ix
+            valid[row] = True
+            y0, x0 = math.floor(ty + 1e-9), math.floor(tx + 1e-9)
+            fy, fx = ty - y0, tx - x0
+            for dy, wy in ((0, 1 - fy), (1, fy)):
+                for dx, wx in ((0, 1 - fx), (1, fx)):
+                    wgt = wy * wx
+                    if wgt < 1e-12:
+                        continue
+                    M[row, (y0 + dy + r) * kernel_size + (x0 + dx + r)] += wgt
+    return M, valid
+
+
+class CLCNN(Model):
+    """Locally connected net with a soft scale-equivariance loss on every position's kernels.
+
+    ``regularizer() = alpha * sum_layers sum_r sum |kappa(y) - r^2 kappa(r y)|`` over the ratios
+    ``r = s_j / s_i > 1`` of the scale set and the valid offsets (see ``rescaling_matrix``).
+    """
+
+    def __init__(self, in_frames: int, frame_size: tuple[int, int], width: int, layers: int,
+                 kernel_size: int, scales: Sequence[float] = DEFAULT_SCALES, alpha: float = 0.0):
+        super().__init__()
+        self.alpha = float(alpha)
+        widths = [2 * in_frames] + [width] * (layers - 1) + [2]
+        self.layers = nn.ModuleList(LocallyConnected2d(widths[i], widths[i + 1], kernel_size, frame_size)
+                                    for i in range(layers))
+        scales = sorted(float(s) for s in scales)
+        ratios = sorted({round(b / a, 9) for i, a in enumerate(scales) for b in scales[i + 1:] if b / a > 1})
+        mats, masks, kept = [], [], []
+        for r in ratios:
+            M, valid = rescaling_matrix(kernel_size, r)
+            if valid.any():
+                mats.append(M * r ** 2)
+                masks.append(valid)
+                kept.append(r)
+        self.ratios = tuple(kept)
+        k2 = kernel_size ** 2
+        self.register_buffer("rescale", torch.stack(mats).float() if mats else torch.zeros(0, k2, k2),
+                             persistent=False)
+        self.register_buffer("valid", torch.stack(masks) if masks else torch.zeros(0, k2, dtype=torch.bool),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = frames_to_channels(x)
+        for i, layer in enumerate(self.layers):
+            h = layer(h)
+            if i < len(self.layers) - 1:
+                h = F.relu(h)
+        return h
+
+    def scale_penalty(self) -> torch.Tensor:
+        total = self.rescale.new_zeros(())
+        for layer in self.layers:
+            kap = layer.kernels().flatten(-2)  # (P, Cout, Cin, k*k)
+            for M, valid in zip(self.rescale, self.valid):
+                diff = kap - torch.einsum("yz,pocz->pocy", M, kap)
+                total = total + diff[..., valid].abs().sum()
+        return total
+
+    def regularizer(self) -> torch.Tensor:
+        return self.alpha * self.scale_penalty()
+
+
+def clcnn_width(in_frames: int, frame_size: tuple[int, int], hidden: int, layers: int, kernel_size: int,
+                budget: int = PARAMETER_BUDGET) -> int:
+    """Largest width ``<= hidden`` keeping the locally connected net under ``budget`` parameters."""
+    def count(w):
+        widths = [2 * in_frames] + [w] * (layers - 1) + [2]
+        return sum(LocallyConnected2d.count(widths[i], widths[i + 1], kernel_size, frame_size)
+                   for i in range(layers))
+    for w in range(int(hidden), 0, -1):
+        if count(w) < budget:
+            return w
+    raise ValueError(f"no locally connected net of {layers} layers on {frame_size} frames fits {budget} parameters")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Builders
+# ----------------------------------------------------------------------------------------------------
+
+def _scales(scales) -> tuple[float, ...]:
+    s = tuple(float(v) for v in scales)
+    if not s:
+        raise ValueError("scales must not be empty")
+    return s
+
+
+def build_mlp(frame_size, in_frames: int = 10, hidden: int = 64, layers: int = 5):
+    return MLP(in_frames, tuple(frame_size), hidden, layers)
+
+
+def build_conv(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5):
+    return ConvNet(in_frames, hidden, layers, kernel_size)
+
+
+def build_equiv(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+                scales=DEFAULT_SCALES, basis_size: int = 3, base_sigma: float = 0.6, scale_mix: int = 1,
+                pool: str = "mean"):
+    return SESN(in_frames, hidden, layers, kernel_size, _scales(scales), basis_size=basis_size,
+                base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
+
+
+def build_rpp(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+              scales=DEFAULT_SCALES, alpha: float = 1e-6, basis_size: int = 3, base_sigma: float = 0.6,
+              scale_mix: int = 1, pool: str = "mean"):
+    return SESN(in_frames, hidden, layers, kernel_size, _scales(scales), alpha=alpha, plain=True,
+                basis_size=basis_size, base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
+
+
+def build_combo(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+                scales=DEFAULT_SCALES, basis_size: int = 3, base_sigma: float = 0.6, scale_mix: int = 1,
+                pool: str = "mean"):
+    return Combo(in_frames, hidden, layers, kernel_size, _scales(scales), basis_size=basis_size,
+                 base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
+
+
+def build_clcnn(frame_size, in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+                scales=DEFAULT_SCALES, alpha: float = 1e-6, max_params: int = PARAMETER_BUDGET):
+    frame_size = tuple(int(v) for v in frame_size)
+    width = clcnn_width(in_frames, frame_size, hidden, layers, kernel_size, max_params)
+    return CLCNN(in_frames, frame_size, width, layers, kernel_size, _scales(scales), alpha)
+
+
+def build_lift(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+               scales=DEFAULT_SCALES, basis_size: int = 3, base_sigma: float = 0.6, scale_mix: int = 1,
+               pool: str = "mean", encoder_channels: int | None = None):
+    return LiftExpansion(in_frames, hidden, layers, kernel_size, _scales(scales),
+                         encoder_channels=encoder_channels, basis_size=basis_size, base_sigma=base_sigma,
+                         scale_mix=scale_mix, pool=pool)
+
+
+def build_rgroup(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+                 scales=DEFAULT_SCALES, alpha: float = 1e-6, banks: int = 2, basis_size: int = 3,
+                 base_sigma: float = 0.6, scale_mix: int = 1, pool: str = "mean"):
+    return SESN(in_frames, hidden, layers, kernel_size, _scales(scales), alpha=alpha, relax="group",
+                banks=banks, basis_size=basis_size, base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
+
+
+def build_rsteer(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+                 scales=DEFAULT_SCALES, alpha: float = 1e-6, basis_size: int = 3, base_sigma: float = 0.6,
+                 scale_mix: int = 1, pool: str = "mean"):
+    return SESN(in_frames, hidden, layers, kernel_size, _scales(scales), alpha=alpha, relax="steer",
+                basis_size=basis_size, base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
+
+
+def build_rsteer_ts(frame_size, in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+                    scales=DEFAULT_SCALES, alpha: float = 1e-6, rank: int = 2, basis_size: int = 3,
+                    base_sigma: float = 0.6, scale_mix: int = 1, pool: str = "mean"):
+    return SESN(in_frames, hidden, layers, kernel_size, _scales(scales), alpha=alpha, relax="ts", rank=rank,
+                frame_size=tuple(int(v) for v in frame_size), basis_size=basis_size, base_sigma=base_sigma,
+                scale_mix=scale_mix, pool=pool)
+
+
+MODELS = {
+    "mlp": build_mlp,
+    "conv": build_conv,
+    "equiv": build_equiv,
+    "rpp": build_rpp,
+    "combo": build_combo,
+    "clcnn": build_clcnn,
+    "lift": build_lift,
+    "rgroup": build_rgroup,
+    "rsteer": build_rsteer,
+    "rsteer_ts": build_rsteer_ts,
+}
