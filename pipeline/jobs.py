@@ -14,8 +14,10 @@ from .families import equivariance_base_indices, family_sims, frame_range, shard
 log = logging.getLogger("pipeline")
 
 
-def run_simulation_shard(family: str, shard: int, config: dict, output: str) -> None:
+def run_simulation_shard(family: str, shard: int, config: dict, output: str, threads: int = 1) -> None:
     """Simulate shard ``shard`` of ``family`` and save its frames to ``output`` (.npy, written atomically)."""
+    import torch
+    torch.set_num_threads(threads)  # torch's default (all cores) thrashes when Snakemake runs jobs side by side
     data = config["data"]
     shards = shard_indices(len(family_sims(family, data)), data["sims_per_job"])
     if not 0 <= shard < len(shards):

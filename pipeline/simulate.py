@@ -31,6 +31,14 @@ import scipy.fft
 METHODS = ("fast", "phiflow")
 
 
+def REFERENCE_SOLVE():
+    """PhiFlow's default solve (method 'auto': a direct sparse solve on the numpy backend) with an explicit
+    float64 tolerance. With its implicit default tolerance, PhiFlow rejects its own direct solutions of
+    this singular (pure Neumann) system when the residual is ~1e-11, and raises ``Diverged``."""
+    from phi.flow import Solve
+    return Solve("auto", rel_tol=1e-8, abs_tol=1e-8)
+
+
 class SimulationError(RuntimeError):
     """A simulation produced non-finite values."""
 
@@ -149,7 +157,7 @@ def simulate(plumes: Sequence[Plume], steps: int, method: str = "fast", return_f
                 vx, vy = project_dct(*_faces(faces), dx)
                 faces = _stack_faces(vx, vy, sims)
             else:
-                velocity, _ = flow.fluid.make_incompressible(velocity0.with_values(faces))
+                velocity, _ = flow.fluid.make_incompressible(velocity0.with_values(faces), solve=REFERENCE_SOLVE())
                 faces = velocity.values
                 vx, vy = _faces(faces)
             bad = ~(np.isfinite(vx).all(axis=(-2, -1)) & np.isfinite(vy).all(axis=(-2, -1)))

@@ -1,0 +1,38 @@
+import copy
+import os
+
+import pytest
+
+from pipeline import config as pipeline_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load(name):
+    return pipeline_config.load(os.path.join(ROOT, name))
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "presets/quick.yaml", "presets/tiny.yaml"])
+def test_shipped_configs_are_valid(name):
+    base = load("config.yaml")
+    if name != "config.yaml":  # presets are merged over config.yaml, as --configfile does
+        from snakemake.utils import update_config
+        update_config(base, load(name))
+    pipeline_config.validate(base)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["data"]["rotation"].update(simz=3), r"config\['data'\]\['rotation'\]: Additional properties are not allowed \('simz'"),
+    (lambda c: c["data"].update(grid="64"), r"config\['data'\]\['grid'\]: '64' is not of type 'integer'"),
+    (lambda c: c["data"]["scaling"].update(factors=[0.5]), r"config\['data'\]\['scaling'\]\['factors'\]\[0\]: 0.5 is less than the minimum of 1"),
+    (lambda c: c["data"]["translation"].update(test_domain=[[33, 5]]), r"config\['data'\]\['translation'\]\['test_domain'\]\[0\]: \[33, 5\] is not a sim"),
+    (lambda c: c["data"]["equivariance"].update(last_frame=70), r"config\['data'\]\['equivariance'\]: frames 10..70 must lie within the 61 simulated steps"),
+    (lambda c: c["windows"].update(rotation={**c["windows"]["rotation"], "test_future": [200, 300]}),
+     r"config\['windows'\]\['rotation'\]\['test_future'\]: window starts up to 299 need 331 frames but rotation stores 309"),
+    (lambda c: c["data"].pop("translation"), r"config\['data'\]: 'translation' is a required property"),
+])
+def test_errors_name_the_key(edit, message):
+    cfg = copy.deepcopy(load("config.yaml"))
+    edit(cfg)
+    with pytest.raises(pipeline_config.ConfigError, match=message):
+        pipeline_config.validate(cfg)

@@ -1,0 +1,109 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from pipeline import config as pipeline_config
+from pipeline import datasets
+from pipeline.families import equivariance_base_indices, family_sims, shard_indices
+from pipeline.symmetry import rotate
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return pipeline_config.load(os.path.join(ROOT, "presets", "tiny.yaml"))
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return pipeline_config.load(os.path.join(ROOT, "config.yaml"))
+
+
+def test_paper_families_follow_the_protocol(paper):
+    data = paper["data"]
+    tr, ro, sc = (family_sims(f, data) for f in ("translation", "rotation", "scaling"))
+    assert (len(tr), len(ro), len(sc)) == (35, 36, 38)
+    assert sum(s.role == "test_domain" for s in tr) == sum(s.role == "test_domain" for s in ro) == 10
+    assert sum(s.role == "test_domain" for s in sc) == 10
+    by_xy = {(s.params["inflow_x"], s.params["inflow_y"]): s.plume for s in tr}
+    assert by_xy[(24, 10)].buoyancy == (0.0, 0.1) and by_xy[(32, 10)].buoyancy == (0.0, 0.2)
+    by_k = {s.params["k"]: s for s in ro}
+    assert by_k[1].plume.inflow == (32.0, 5.0) and by_k[1].plume.buoyancy == (0.0, 0.01)
+    assert by_k[2].plume.inflow == (59.0, 32.0) and by_k[2].plume.buoyancy == pytest.approx((-0.02, 0.0))
+    assert by_k[3].plume.inflow == (32.0, 59.0) and by_k[3].plume.buoyancy == pytest.approx((0.0, -0.033))
+    assert by_k[4].plume.inflow == (5.0, 32.0) and by_k[4].plume.buoyancy == pytest.approx((0.04, 0.0))
+    assert by_k[6].role == "test_domain" and by_k[7].role == "train"
+    last = sc[-1].plume
+    assert (last.grid, last.domain, last.inflow, last.radius) == (301, pytest.approx(300.8), pytest.approx((150.4, 23.5)), pytest.approx(23.5))
+    assert [sc[i].role for i in (5, 30)] == ["test_domain", "test_domain"] and sc[0].role == "train"
+    assert equivariance_base_indices(10) == sorted({1 + j * n for n in range(10) for j in range(4)})
+
+
+def test_shards_cover_every_sim_once():
+    for n, per in ((35, 9), (38, 9), (4, 2), (1, 5)):
+        shards = shard_indices(n, per)
+        flat = sorted(i for s in shards for i in s)
+        assert flat == list(range(n)) and max(len(s) for s in shards) <= per
+
+
+def test_store_round_trip_and_atomic_write(tmp_path):
+    velocity = np.random.default_rng(0).normal(size=(3, 10, 2, 8, 8)).astype(np.float32)
+    sims = [{"index": i, "role": r} for i, r in enumerate(["train", "test_domain", "train"])]
+    path = tmp_path / "d.zarr"
+    datasets.write_store(path, velocity, {"dataset": "d", "family": "translation", "sims": sims}, chunk_frames=4)
+    d = datasets.load(path)
+    np.testing.assert_array_equal(d.velocity, velocity)
+    assert d.roles == ["train", "test_domain", "train"] and d.sims_with_role("train") == [0, 2]
+    assert d.attrs["versions"]["phiflow"] == "3.4.0"
+    import zarr
+    arr = zarr.open_group(str(path), mode="r")["velocity"]
+    assert arr.metadata.dimension_names == datasets.DIMENSIONS and arr.chunks == (1, 4, 2, 8, 8)
+    assert sorted(os.listdir(tmp_path)) == ["d.zarr"]
+    with pytest.raises(ValueError, match="non-finite"):
+        bad = velocity.copy()
+        bad[0, 0, 0, 0, 0] = np.nan
+        datasets.write_store(tmp_path / "bad.zarr", bad, {"dataset": "bad", "sims": sims})
+    assert not (tmp_path / "bad.zarr").exists() and not (tmp_path / "bad.zarr.partial").exists()
+    with pytest.raises(ValueError, match="3 sims of velocity but 2 sim records"):
+        datasets.write_store(tmp_path / "short.zarr", velocity, {"dataset": "s", "sims": sims[:2]})
+
+
+def test_load_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.zarr"):
+        datasets.load(tmp_path / "nowhere.zarr")
+
+
+def test_equivariance_level_rotates_members_and_measures_error():
+    rng = np.random.default_rng(1)
+    base_indices = [1, 2, 3, 4]
+    base = rng.normal(size=(4, 5, 2, 6, 6))
+    level, error = datasets.equivariance_level(base, base_indices, 1)
+    for j in range(4):
+        np.testing.assert_array_equal(level[j], rotate(base[j], j))
+    expected = np.mean([np.abs(base[0] - base[j]).mean() for j in (1, 2, 3)])
+    assert error == pytest.approx(expected)
+    same, zero = datasets.equivariance_level(base, base_indices, 0)
+    assert zero == 0.0 and np.array_equal(same[1], rotate(base[0], 1))
+    with pytest.raises(KeyError, match=r"needs base sims \[5, 7\]"):
+        datasets.equivariance_level(base, base_indices, 2)
+
+
+def test_windows_follow_the_protocol_offsets(tiny):
+    velocity = np.arange(3 * 23, dtype=np.float32).reshape(3, 23, 1, 1, 1) * np.ones((1, 1, 2, 2, 2), np.float32)
+    d = datasets.Dataset("mem", velocity, {"sims": [{"role": r} for r in ("train", "test_domain", "train")]})
+    w = tiny["windows"]["translation"]
+    train = datasets.split_windows(d, "train", w, out_length=2)
+    assert train.sims == (0, 2) and train.starts == tuple(range(0, 6)) and len(train) == 12
+    x, y = datasets.window_arrays(d, train, [7])  # sim 2, start 1: inputs frames 3..5, targets 6..7
+    assert x.shape == (1, 3, 2, 2, 2) and y.shape == (1, 2, 2, 2, 2)
+    assert x[0, :, 0, 0, 0].tolist() == [2 * 23 + 3, 2 * 23 + 4, 2 * 23 + 5]
+    assert y[0, :, 0, 0, 0].tolist() == [2 * 23 + 6, 2 * 23 + 7]
+    dom = datasets.split_windows(d, "test_domain", w)
+    assert dom.sims == (1,) and dom.out_length == 4
+    with pytest.raises(ValueError, match="needs frame 27 but the store has 23 frames"):
+        datasets.split_windows(d, "test_future", {**w, "test_future": [0, 20]})
+    with pytest.raises(ValueError, match="unknown split 'tset'"):
+        datasets.split_windows(d, "tset", w)
