@@ -7,7 +7,7 @@ import torch
 from pipeline.models import SHARED_HYPERPARAMETERS, build, names
 
 # Extend as the rotation and scaling modules land; a listed symmetry whose module is missing must fail.
-SYMMETRIES_TESTED = ["translation"]
+SYMMETRIES_TESTED = ["translation", "rotation", "scaling"]
 
 EXPECTED = {
     "translation": {"mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup"},
