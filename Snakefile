@@ -9,9 +9,14 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/learn.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         DATASETS_ALL,
         "results/data/equivariance_levels.csv",
+        TABLES,
+        FIGURES,

@@ -25,3 +25,40 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     level="|".join(map(str, LEVELS)),
     shard=r"\d+",
+
+
+# --- training, evaluation and tables (workflow/rules/learn.smk, tables.smk) ---------------------------------
+import re
+
+from pipeline.train import alpha_tag, check_config, family_of
+
+check_config(config)
+
+SEEDS = config["seeds"]
+SWEEP = config["alpha_sweep"]
+ALPHAS = [alpha_tag(a) for a in SWEEP["values"]]
+MODELS_ALL = sorted({m for ms in config["models"].values() for m in ms} | {SWEEP["model"]})
+RUN = "results/runs/{dataset}/{model}/seed{seed}"
+SWEEP_RUN = "results/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}"
+
+
+def run_metrics(datasets):
+    """metrics.json of every configured (model, seed) run of ``datasets``."""
+    return [f"{RUN}/metrics.json".format(dataset=d, model=m, seed=s)
+            for d in datasets for m in config["models"][family_of(d)] for s in SEEDS]
+
+
+SWEEP_METRICS = expand(f"{SWEEP_RUN}/metrics.json", dataset=SWEEP["dataset"], model=SWEEP["model"], alpha=ALPHAS,
+                       seed=SEEDS)
+TABLES = [
+    *expand("results/tables/table1.{ext}", ext=["csv", "md", "tex"]),
+    "results/tables/equivariance.csv",
+    *expand("results/tables/rollout_{dataset}.csv", dataset=FAMILY_DATASETS),
+    "results/tables/alpha_sweep.csv",
+]
+
+
+wildcard_constraints:
+    model="|".join(MODELS_ALL),
+    seed="|".join(map(str, SEEDS)),
+    alpha="|".join(map(re.escape, ALPHAS)),

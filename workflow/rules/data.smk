@@ -27,6 +27,7 @@ rule assemble_dataset:
         family="translation|rotation|scaling",
     log:
         "results/logs/assemble/{family}.log",
+    threads: 1
     resources:
         mem_mb=8000,
         runtime=30,
@@ -43,6 +44,7 @@ rule equivariance_level:
         directory("results/data/equivariance_{level}.zarr"),
     log:
         "results/logs/assemble/equivariance_{level}.log",
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
@@ -59,6 +61,10 @@ rule equivariance_table:
         report("results/data/equivariance_levels.csv", caption="../report/equivariance_levels.rst", category="Data"),
     log:
         "results/logs/assemble/equivariance_table.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     conda:
         "../../envs/simulation.yaml"
     script:

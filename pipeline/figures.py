@@ -1,0 +1,436 @@
+"""Every figure of the pipeline: the paper's Figures 2, 3, 4 and 7 and the per-step rollout errors.
+
+This module is the one place that defines how a model looks (:data:`MODEL_STYLES`: display name, colour,
+marker) and how a split is named and drawn (:data:`SPLIT_STYLES`); every figure uses them. Each ``plot_*``
+function takes in-memory data (aggregated tables as pandas frames, arrays) and returns a matplotlib
+``Figure`` sized for the paper (single column :data:`COLUMN` inches wide, full width :data:`PAGE`), so the
+tests can count its panels and lines; :func:`save` writes it. The ``*_figure`` functions at the end read
+the pipeline's files and are what the Snakemake scripts call.
+
+Units: velocities are in grid cells per simulation time unit (the domain is ``[0, grid]^2`` with one cell per
+length unit), so every RMSE and equivariance error of a velocity field is in those units.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+COLUMN = 3.4   # inches: one column of the ICML two-column layout
+PAGE = 7.0     # inches: the full text width
+DPI = 200
+
+VELOCITY_UNIT = "cells / time unit"
+
+# name in the model registry -> (display name, colour, marker). Relaxed (approximately equivariant) models
+# in warm colours, baselines in cool colours and greys.
+MODEL_STYLES = {
+    "mlp": ("MLP", "#7f7f7f", "x"),
+    "conv": ("Conv", "#1f77b4", "o"),
+    "equiv": ("Equiv", "#17becf", "s"),
+    "rpp": ("Rpp", "#9467bd", "v"),
+    "combo": ("Combo", "#8c564b", "P"),
+    "clcnn": ("CLCNN", "#e377c2", "X"),
+    "lift": ("Lift", "#bcbd22", "^"),
+    "rgroup": ("RGroup", "#ff7f0e", "D"),
+    "rsteer": ("RSteer", "#d62728", "*"),
+    "rsteer_tr": ("RSteer-TR", "#2ca02c", "h"),
+    "rsteer_ts": ("RSteer-TS", "#006d2c", "p"),
+}
+# The strictly equivariant model has the name of its architecture in the paper, per symmetry.
+EQUIV_NAMES = {"translation": "Conv", "rotation": "E2CNN", "scaling": "SESN", "equivariance": "E2CNN"}
+# Models of the paper's method (relaxed weight sharing); fig. 3 shows the best of these against baselines.
+RELAXED = ("rgroup", "rsteer", "rsteer_tr", "rsteer_ts")
+SPLIT_STYLES = {
+    "test_future": ("Test-future", "-"),
+    "test_domain": ("Test-domain", "--"),
+}
+_FALLBACK_COLOURS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#31a354")
+
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 4,
+    "legend.frameon": False,
+    "image.origin": "lower",
+}
+
+
+def _family(dataset: str | None) -> str | None:
+    if dataset is None:
+        return None
+    return "equivariance" if dataset.startswith("equivariance") else dataset
+
+
+def model_label(model: str, dataset: str | None = None) -> str:
+    """Display name of ``model``; ``equiv`` is named after its architecture when ``dataset`` says which."""
+    if model == "equiv" and _family(dataset) in EQUIV_NAMES:
+        return EQUIV_NAMES[_family(dataset)]
+    return MODEL_STYLES[model][0] if model in MODEL_STYLES else model
+
+
+def model_color(model: str) -> str:
+    if model in MODEL_STYLES:
+        return MODEL_STYLES[model][1]
+    return _FALLBACK_COLOURS[sum(map(ord, model)) % len(_FALLBACK_COLOURS)]
+
+
+def model_marker(model: str) -> str:
+    return MODEL_STYLES[model][2] if model in MODEL_STYLES else "o"
+
+
+def model_order(models) -> list[str]:
+    """Models in the order of :data:`MODEL_STYLES` (unknown names last, alphabetically)."""
+    known = list(MODEL_STYLES)
+    return sorted(set(models), key=lambda m: (known.index(m) if m in known else len(known), m))
+
+
+def split_label(split: str) -> str:
+    return SPLIT_STYLES[split][0] if split in SPLIT_STYLES else split
+
+
+def _styled(fn):
+    """Build the figure under :data:`STYLE` (fonts and line widths are fixed when artists are created)."""
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return fn(*args, **kwargs)
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    return wrapper
+
+
+def _require(df: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise KeyError(f"{what}: missing column(s) {missing}; has {list(df.columns)}")
+    if df.empty:
+        raise ValueError(f"{what}: no rows")
+
+
+def save(fig, *paths, dpi: int = DPI) -> None:
+    """Write ``fig`` to every path (format from the suffix), atomically, then close it.
+
+    The canvas is saved at its own size (no tight bounding box), so a figure of ``w x h`` inches is exactly
+    ``w * dpi`` by ``h * dpi`` pixels.
+    """
+    for path in paths:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+        fig.savefig(tmp, dpi=dpi, metadata={"Software": None} if path.suffix == ".png" else None)
+        os.replace(tmp, path)
+    plt.close(fig)
+
+
+# --- per-step rollout errors ---------------------------------------------------------------------------
+
+@_styled
+def plot_rollout(df: pd.DataFrame, dataset: str | None = None):
+    """RMSE of every rolled-out step, one panel per test split, one line (mean, band +- std) per model."""
+    _require(df, ["model", "split", "step", "rmse_mean", "rmse_std"], "rollout table")
+    splits = [s for s in SPLIT_STYLES if s in set(df["split"])] + sorted(set(df["split"]) - set(SPLIT_STYLES))
+    models = model_order(df["model"])
+    fig, axes = plt.subplots(1, len(splits), figsize=(PAGE, 2.5), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, split in zip(axes[0], splits):
+        part = df[df["split"] == split]
+        for model in models:
+            m = part[part["model"] == model].sort_values("step")
+            if m.empty:
+                continue
+            steps, mean, std = m["step"].to_numpy(), m["rmse_mean"].to_numpy(), np.nan_to_num(m["rmse_std"].to_numpy())
+            ax.plot(steps, mean, color=model_color(model), marker=model_marker(model), markevery=_every(len(steps)),
+                    label=model_label(model, dataset))
+            ax.fill_between(steps, mean - std, mean + std, color=model_color(model), alpha=0.15, linewidth=0)
+        title = split_label(split) if dataset is None else f"{dataset.capitalize()}: {split_label(split).lower()}"
+        ax.set_title(title)
+        ax.set_xlabel("Rollout step (frames ahead)")
+        ax.set_xlim(left=min(df["step"]) - 0.5)
+    axes[0, 0].set_ylabel(f"RMSE ({VELOCITY_UNIT})")
+    axes[0, 0].set_ylim(bottom=0)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", title="Model")
+    return fig
+
+
+def _every(n: int) -> int:
+    return max(1, n // 6)
+
+
+# --- Figure 4: model vs data equivariance error -----------------------------------------------------------
+
+@_styled
+def plot_equivariance(df: pd.DataFrame):
+    """Model equivariance error against the data's, one line per model with error bars over seeds."""
+    _require(df, ["level", "data_equivariance_error", "model", "equivariance_error_mean", "equivariance_error_std"],
+             "equivariance table")
+    fig, ax = plt.subplots(figsize=(COLUMN, 2.8), layout="constrained")
+    x_hi = float(df["data_equivariance_error"].max()) * 1.05 or 1.0
+    y_hi = float((df["equivariance_error_mean"] + df["equivariance_error_std"].fillna(0)).max()) * 1.05 or 1.0
+    hi = max(x_hi, y_hi)
+    ax.plot([0, hi], [0, hi], color="0.5", linestyle=":", linewidth=1, label="Model = data", zorder=1)
+    for model in model_order(df["model"]):
+        m = df[df["model"] == model].sort_values("data_equivariance_error")
+        ax.errorbar(m["data_equivariance_error"], m["equivariance_error_mean"], yerr=m["equivariance_error_std"].fillna(0),
+                    color=model_color(model), marker=model_marker(model), capsize=2, elinewidth=0.8,
+                    label=model_label(model, "equivariance"), zorder=2)
+    # equal scales when the two ranges are alike (the diagonal at 45 degrees), else each axis its own range
+    if max(x_hi, y_hi) <= 2 * min(x_hi, y_hi):
+        x_hi = y_hi = hi
+    ax.set_xlim(-0.03 * x_hi, x_hi)
+    ax.set_ylim(-0.03 * y_hi, y_hi)
+    ax.set_xlabel(f"Data equivariance error ({VELOCITY_UNIT})")
+    ax.set_ylabel(f"Model equivariance error\n({VELOCITY_UNIT})")
+    fig.legend(loc="outside upper center", ncols=3)
+    return fig
+
+
+# --- Figure 7: the alpha sweep -----------------------------------------------------------------------------
+
+@_styled
+def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling"):
+    """Test RMSE against the regulariser weight alpha: log axis, alpha = 0 as a separate point on the left.
+
+    Lines join the positive alphas; alpha = 0 sits one decade left of the smallest positive alpha, behind a
+    break of the axis, joined by a dotted line.
+    """
+    _require(df, ["alpha", "split", "rmse_mean", "rmse_std"], "alpha sweep table")
+    alphas = np.sort(df["alpha"].unique())
+    positive = alphas[alphas > 0]
+    zero_at = positive.min() / 10 if len(positive) else 1.0
+    fig, ax = plt.subplots(figsize=(COLUMN, 2.4), layout="constrained")
+    splits = [s for s in SPLIT_STYLES if s in set(df["split"])]
+    for i, split in enumerate(splits):
+        part = df[df["split"] == split].sort_values("alpha")
+        x = np.where(part["alpha"] > 0, part["alpha"], zero_at)
+        y, e = part["rmse_mean"].to_numpy(), part["rmse_std"].fillna(0).to_numpy()
+        color = model_color(model) if i == 0 else "0.25"
+        pos = part["alpha"].to_numpy() > 0
+        ax.errorbar(x[pos], y[pos], yerr=e[pos], color=color, linestyle=SPLIT_STYLES[split][1], marker="o",
+                    capsize=2, elinewidth=0.8, label=split_label(split))
+        if (~pos).any():
+            ax.errorbar(x[~pos], y[~pos], yerr=e[~pos], color=color, marker="o", markerfacecolor="white",
+                        capsize=2, elinewidth=0.8, linestyle="none")
+            if pos.any():
+                j = np.argmax(pos)
+                ax.plot([x[~pos][0], x[j]], [y[~pos][0], y[j]], color=color, linestyle=":", linewidth=0.8)
+    ax.set_xscale("log")
+    ticks = ([zero_at] if (alphas == 0).any() else []) + list(positive)
+    ax.set_xticks(ticks)
+    ax.set_xticklabels((["0"] if (alphas == 0).any() else []) + [_power_label(a) for a in positive])
+    ax.minorticks_off()
+    if (alphas == 0).any() and len(positive):
+        # an axis break between alpha = 0 and the log-spaced alphas
+        gap = np.sqrt(zero_at * positive.min())
+        ax.axvline(gap, color="0.6", linewidth=0.6, linestyle=(0, (2, 2)))
+    lo, hi = (zero_at if (alphas == 0).any() else positive.min()), alphas.max() if len(positive) else 1.0
+    ax.set_xlim(lo / 2.5, hi * 2.5)
+    ax.set_xlabel(r"Regularisation weight $\alpha$")
+    ax.set_ylabel(f"RMSE ({VELOCITY_UNIT})")
+    ax.set_title(f"{model_label(model, dataset)} on {dataset}")
+    ax.legend()
+    return fig
+
+
+def _power_label(a: float) -> str:
+    e = np.log10(a)
+    if np.isclose(e, round(e)):
+        return f"$10^{{{int(round(e))}}}$"
+    return f"{a:g}"
+
+
+# --- Figure 2: heat diffusion ------------------------------------------------------------------------------
+
+@_styled
+def plot_heat(result):
+    """Rows: uniform and varying diffusion coefficient. Columns: the coefficient; the temperature at each
+    time (normalised by the larger maximum of the two rows at that time, isotherms in white); and the last
+    temperature minus its own quarter turn, which is zero for exact C4 symmetry (its maximum, relative to
+    the temperature's, in the panel title)."""
+    from .heat import rotation_asymmetry
+
+    n = len(result.times)
+    fig = plt.figure(figsize=(PAGE, 2.2), layout="constrained")
+    axes = fig.subplots(2, n + 2, squeeze=False)
+    kappa_rows = (np.full_like(result.kappa, result.params["diffusivity"]), result.kappa)
+    k_lo, k_hi = float(result.kappa.min()), float(result.kappa.max())
+    levels = np.linspace(0.1, 0.9, 5)
+    extent = (0, result.kappa.shape[1], 0, result.kappa.shape[0])
+    rows = (("Uniform", result.uniform), ("Varying", result.varying))
+    scales = [float(max(result.uniform[c].max(), result.varying[c].max())) or 1.0 for c in range(n)]
+    diffs = [f[-1] / scales[-1] - np.rot90(f[-1] / scales[-1]) for _, f in rows]
+    d_max = max(float(np.abs(d).max()) for d in diffs) or 1.0
+    for r, (name, frames) in enumerate(rows):
+        ki = axes[r, 0].imshow(kappa_rows[r], cmap="cividis", vmin=k_lo, vmax=k_hi, extent=extent)
+        axes[r, 0].set_ylabel(f"{name} $\\kappa$")
+        for c in range(n):
+            t = frames[c] / scales[c]
+            im = axes[r, c + 1].imshow(t, cmap="inferno", vmin=0, vmax=1, extent=extent)
+            axes[r, c + 1].contour(t, levels=levels, colors="white", linewidths=0.4, extent=extent)
+            if r == 0:
+                axes[r, c + 1].set_title(f"$T$, t = {result.times[c]:g}")
+        di = axes[r, -1].imshow(diffs[r], cmap="RdBu_r", vmin=-d_max, vmax=d_max, extent=extent)
+        axes[r, -1].set_title(f"max {100 * rotation_asymmetry(frames[-1]):.1f}%", fontsize=7)
+    axes[0, 0].set_title(r"Diffusivity $\kappa$")
+    axes[0, -1].set_title(f"$T - R_{{90}}T$, t = {result.times[-1]:g}\nmax {100 * rotation_asymmetry(result.uniform[-1]):.1f}%",
+                          fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.grid(False)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(True)
+    fig.colorbar(ki, ax=axes[:, 0], location="left", shrink=0.85, label=r"$\kappa$ (cells$^2$/time unit)")
+    fig.colorbar(im, ax=axes[:, 1:n + 1], shrink=0.85, label="Temperature (normalised)")
+    fig.colorbar(di, ax=axes[:, -1], shrink=0.85, label="Difference")
+    return fig
+
+
+# --- Figure 3: predictions ------------------------------------------------------------------------------------
+
+def magnitude(u: np.ndarray) -> np.ndarray:
+    """Velocity magnitude of ``(..., 2, H, W)``."""
+    return np.sqrt(np.sum(np.asarray(u, dtype=np.float64) ** 2, axis=-3))
+
+
+def figure_steps(steps, rollout: int) -> list[int]:
+    """The requested steps that the rollout reaches, plus its last step when some were cut."""
+    kept = sorted({int(s) for s in steps if 1 <= int(s) <= rollout})
+    if len(kept) < len(set(steps)) and rollout not in kept:
+        kept.append(rollout)
+    return kept or [rollout]
+
+
+@_styled
+def plot_predictions(target: np.ndarray, predictions: dict, steps, dataset: str | None = None, labels: dict | None = None,
+                     title: str | None = None):
+    """Velocity magnitude of the ground truth (first row) and each model's rollout (one row per model) at
+    ``steps`` (1-based rollout steps), on one colour scale (0 .. the largest ground-truth magnitude).
+
+    ``target`` and each prediction are ``(rollout, 2, H, W)``; ``labels`` maps a model to extra text under
+    its name (its RMSE, say).
+    """
+    rows = [("Target", target)] + [(m, p) for m, p in predictions.items()]
+    fig = plt.figure(figsize=(PAGE * (len(steps) + 1.2) / 5.2, 1.35 * len(rows) + 0.35), layout="constrained")
+    axes = fig.subplots(len(rows), len(steps), squeeze=False)
+    vmax = float(magnitude(target[[s - 1 for s in steps]]).max()) or 1.0
+    pred_max = max([float(magnitude(p[[s - 1 for s in steps]]).max()) for _, p in rows[1:]], default=0.0)
+    h, w = target.shape[-2:]
+    for r, (name, field) in enumerate(rows):
+        for c, step in enumerate(steps):
+            ax = axes[r, c]
+            im = ax.imshow(magnitude(field[step - 1]), cmap="viridis", vmin=0, vmax=vmax, extent=(0, w, 0, h))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            for side in ("top", "right"):
+                ax.spines[side].set_visible(True)
+            if r == 0:
+                ax.set_title(f"Step {step}")
+        label = name if r == 0 else model_label(name, dataset)
+        if r > 0 and labels and name in labels:
+            label = f"{label}\n{labels[name]}"
+        axes[r, 0].set_ylabel(label, color="black" if r == 0 else model_color(name), fontweight="bold")
+    fig.colorbar(im, ax=axes, shrink=0.6, extend="max" if pred_max > vmax else "neither",
+                 label=f"|velocity| ({VELOCITY_UNIT})")
+    if title:
+        import textwrap
+        fig.suptitle(textwrap.fill(title, width=int(fig.get_figwidth() * 15)), fontsize=plt.rcParams["axes.titlesize"])
+    return fig
+
+
+def choose_models(table1: pd.DataFrame, dataset: str, split: str = "test_domain", baselines: int = 2,
+                  models=None) -> list[str]:
+    """Models of Figure 3: ``models`` when given, else the relaxed model with the lowest ``split`` RMSE and
+    the ``baselines`` non-relaxed models with the lowest (in that order)."""
+    if models:
+        return list(models)
+    _require(table1, ["dataset", "model", "split", "rmse_mean"], "table1")
+    t = table1[(table1["dataset"] == dataset) & (table1["split"] == split)].dropna(subset=["rmse_mean"])
+    if t.empty:
+        raise ValueError(f"table1 has no {split} rows for {dataset!r}")
+    t = t.sort_values(["rmse_mean", "model"])
+    relaxed = t[t["model"].isin(RELAXED)]["model"].tolist()[:1]
+    others = t[~t["model"].isin(RELAXED)]["model"].tolist()[:baselines]
+    return relaxed + others
+
+
+def load_model(path):
+    """Rebuild a trained model from its ``model.pt`` (the training stage's format)."""
+    from .evaluate import load_model as _load
+    return _load(path, "cpu")[0]
+
+
+def predictions_figure(dataset: str, store: str, windows: dict, table1: str, runs: str, output_png: str,
+                       output_pdf: str | None = None, sample: int = 0, seed: int = 0, steps=(1, 5, 10, 20),
+                       baselines: int = 2, models=None, split: str = "test_domain", dpi: int = DPI):
+    """Figure 3 for ``dataset``: roll out the chosen models (run ``{runs}/{dataset}/{model}/seed{seed}``)
+    on sample ``sample`` of ``split`` and plot their velocity magnitude next to the ground truth."""
+    import torch
+
+    from . import datasets
+    from .evaluate import rollout
+
+    t1 = pd.read_csv(table1)
+    chosen = choose_models(t1, dataset, split, baselines, models)
+    ds = datasets.load(store)
+    w = datasets.split_windows(ds, split, windows)
+    if not 0 <= sample < len(w):
+        raise IndexError(f"figures sample {sample} is out of range: {dataset} {split} has {len(w)} samples")
+    x, y = datasets.window_arrays(ds, w, [sample])
+    shown = figure_steps(steps, w.out_length)
+    predictions, labels = {}, {}
+    for model_name in chosen:
+        path = Path(runs) / dataset / model_name / f"seed{seed}" / "model.pt"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no trained model for Figure 3 (models {chosen}, seed {seed})")
+        model = load_model(path)
+        with torch.no_grad():
+            p = rollout(model, torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), w.out_length)[0].numpy()
+        predictions[model_name] = p
+        row = t1[(t1["dataset"] == dataset) & (t1["model"] == model_name) & (t1["split"] == split)]
+        if not row.empty:
+            mean, std = row["rmse_mean"].iloc[0], row["rmse_std"].iloc[0] if "rmse_std" in row else np.nan
+            labels[model_name] = f"RMSE {mean:.2f}" + ("" if pd.isna(std) else f" ± {std:.2f}")
+    sim, start = w.index(sample)
+    inputs, _ = w.slices(sample)
+    label = ds.attrs["sims"][sim].get("label", f"{dataset} sim {sim}")
+    title = (f"{label[0].upper()}{label[1:]}, {split_label(split).lower()}: "
+             f"rollout from input frames {inputs.start}-{inputs.stop - 1}")
+    fig = plot_predictions(y[0], predictions, shown, dataset, labels, title)
+    save(fig, *[p for p in (output_png, output_pdf) if p], dpi=dpi)
+    return chosen
+
+
+# --- the pipeline's figure files --------------------------------------------------------------------------
+
+def rollout_figure(table: str, dataset: str, output: str, dpi: int = DPI) -> None:
+    save(plot_rollout(pd.read_csv(table), dataset), output, dpi=dpi)
+
+
+def equivariance_figure(table: str, output: str, dpi: int = DPI) -> None:
+    save(plot_equivariance(pd.read_csv(table)), output, dpi=dpi)
+
+
+def alpha_figure(table: str, output: str, model: str = "rsteer", dataset: str = "scaling", dpi: int = DPI) -> None:
+    save(plot_alpha(pd.read_csv(table), model, dataset), output, dpi=dpi)
+
+
+def heat_figure(output: str, heat: dict, dpi: int = DPI) -> None:
+    from .heat import simulate
+    save(plot_heat(simulate(**heat)), output, dpi=dpi)

@@ -1,0 +1,154 @@
+"""Tables aggregated from the runs' ``metrics.json`` files: Table 1 (csv, markdown, LaTeX), the equivariance
+levels (Figure 4), per-step rollout errors (Figure 3) and the alpha sweep (Figure 7).
+
+Across seeds: the mean and the sample standard deviation (``ddof=1``; NaN for a single seed).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from . import paper
+
+SPLITS = ("test_future", "test_domain")
+SPLIT_LABELS = {"test_future": "future", "test_domain": "domain"}
+FAMILIES = ("translation", "rotation", "scaling")
+
+
+def read_metrics(paths) -> list[dict]:
+    out = []
+    for path in paths:
+        with open(path) as fh:
+            out.append(json.load(fh))
+    return out
+
+
+def _write(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.partial"
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _write_text(text: str, path: str | os.PathLike) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.partial"
+    Path(tmp).write_text(text)
+    os.replace(tmp, path)
+
+
+def _model_order(models) -> list[str]:
+    return [m for m in paper.MODELS if m in set(models)] + sorted(set(models) - set(paper.MODELS))
+
+
+def _aggregate(rows: list[dict], keys: list[str], value: str, prefix: str) -> pd.DataFrame:
+    """Mean, sample std and count of ``value`` over the seeds of each ``keys`` group."""
+    columns = keys + [f"{prefix}_mean", f"{prefix}_std", "n_seeds"]
+    if not rows:
+        return pd.DataFrame(columns=columns)
+    g = pd.DataFrame(rows).groupby(keys, sort=False)[value]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    return out.set_axis(columns, axis=1)
+
+
+# --- Table 1 -----------------------------------------------------------------------------------------------
+
+def table1(metrics: list[dict]) -> pd.DataFrame:
+    """``dataset, model, split, rmse_mean, rmse_std, n_seeds, paper_mean, paper_std``."""
+    rows = [{"dataset": m["dataset"], "model": m["model"], "split": s, "rmse": m[f"{s}_rmse"]}
+            for m in metrics if m["dataset"] in FAMILIES for s in SPLITS]
+    df = _aggregate(rows, ["dataset", "model", "split"], "rmse", "rmse")
+    df["paper_mean"] = [paper.table1(d, s, m)[0] for d, m, s in zip(df.dataset, df.model, df.split)]
+    df["paper_std"] = [paper.table1(d, s, m)[1] for d, m, s in zip(df.dataset, df.model, df.split)]
+    order = {m: i for i, m in enumerate(_model_order(df.model))}
+    df = df.assign(_d=df.dataset.map(FAMILIES.index), _s=df.split.map(SPLITS.index), _m=df.model.map(order))
+    df = df.sort_values(["_d", "_s", "_m"]).drop(columns=["_d", "_s", "_m"]).reset_index(drop=True)
+    df["n_seeds"] = df["n_seeds"].astype(int)
+    return df
+
+
+def _cell(mean: float, std: float, pm: str, digits: int = 3) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f}{pm}{std:.{digits}f}"
+
+
+def _grid(df: pd.DataFrame, pm: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Column models and rows ``(label, cells)`` laid out like the paper: ours, then the paper's in brackets."""
+    models = _model_order(df.model)
+    rows = []
+    for (dataset, split), part in df.groupby(["dataset", "split"], sort=False):
+        by_model = part.set_index("model")
+        cells = []
+        for m in models:
+            if m not in by_model.index:
+                cells.append("")
+                continue
+            r = by_model.loc[m]
+            ours = _cell(r.rmse_mean, r.rmse_std, pm)
+            theirs = _cell(r.paper_mean, r.paper_std, pm, digits=2)
+            cells.append(ours if theirs == "-" else f"{ours} ({theirs})")
+        rows.append((f"{dataset} {SPLIT_LABELS[split]}", cells))
+    return models, rows
+
+
+def table1_markdown(df: pd.DataFrame) -> str:
+    models, rows = _grid(df, " ± ")
+    lines = ["RMSE of the 20-step rollout, mean ± std over seeds; the paper's value in brackets.", "",
+             "| | " + " | ".join(paper.LABELS.get(m, m) for m in models) + " |",
+             "|---" * (len(models) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def table1_latex(df: pd.DataFrame) -> str:
+    models, rows = _grid(df, r"$\pm$")
+    lines = [r"\begin{tabular}{l" + "c" * len(models) + "}", r"\toprule",
+             " & " + " & ".join(paper.LABELS.get(m, m.replace("_", r"\_")) for m in models) + r" \\", r"\midrule"]
+    lines += [f"{label} & " + " & ".join(cells) + r" \\" for label, cells in rows]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table1(metric_files, csv_path, md_path, tex_path) -> pd.DataFrame:
+    df = table1(read_metrics(metric_files))
+    _write(df, csv_path)
+    _write_text(table1_markdown(df), md_path)
+    _write_text(table1_latex(df), tex_path)
+    return df
+
+
+# --- the other tables --------------------------------------------------------------------------------------
+
+def equivariance(metrics: list[dict]) -> pd.DataFrame:
+    """``level, data_equivariance_error, model, equivariance_error_mean, equivariance_error_std, n_seeds``."""
+    rows = [{"level": m["level"], "data_equivariance_error": m["data_equivariance_error"], "model": m["model"],
+             "equivariance_error": m["equivariance_error"]} for m in metrics if "level" in m]
+    df = _aggregate(rows, ["level", "data_equivariance_error", "model"], "equivariance_error", "equivariance_error")
+    return df.sort_values(["level", "model"]).reset_index(drop=True)
+
+
+def rollout(metrics: list[dict]) -> pd.DataFrame:
+    """``model, split, step, rmse_mean, rmse_std``: per-step RMSE of the test rollouts (steps from 1)."""
+    rows = [{"model": m["model"], "split": s, "step": i + 1, "rmse": v}
+            for m in metrics for s in SPLITS for i, v in enumerate(m[f"{s}_rmse_per_step"])]
+    df = _aggregate(rows, ["model", "split", "step"], "rmse", "rmse")
+    return df.drop(columns="n_seeds")
+
+
+def alpha_sweep(metrics: list[dict]) -> pd.DataFrame:
+    """``alpha, split, rmse_mean, rmse_std, n_seeds`` of the sweep's runs."""
+    rows = [{"alpha": m["alpha"], "split": s, "rmse": m[f"{s}_rmse"]} for m in metrics for s in SPLITS]
+    return _aggregate(rows, ["alpha", "split"], "rmse", "rmse").sort_values(["alpha", "split"]).reset_index(drop=True)
+
+
+def write(kind: str, metric_files, path) -> pd.DataFrame:
+    """Write table ``kind`` (equivariance, rollout or alpha_sweep) of ``metric_files`` to ``path``."""
+    builders = {"equivariance": equivariance, "rollout": rollout, "alpha_sweep": alpha_sweep}
+    df = builders[kind](read_metrics(metric_files))
+    _write(df, path)
+    return df

@@ -1,0 +1,76 @@
+"""Rollout and the contents of metrics.json."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from test_train import tiny_config, write_synthetic_store
+
+from pipeline import datasets, evaluate, metrics, train
+from pipeline.models.common import Model
+
+
+class AddOne(Model):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.w * x[:, -1] + 1.0
+
+
+def test_rollout_feeds_predictions_back():
+    x = torch.zeros(2, 3, 2, 4, 4)
+    x[:, -1] = 5.0
+    out = evaluate.rollout(AddOne(), x, 4)
+    assert out.shape == (2, 4, 2, 4, 4)
+    assert [float(out[0, k, 0, 0, 0].detach()) for k in range(4)] == [6.0, 7.0, 8.0, 9.0]
+
+
+def test_split_rmse_equals_rmse_of_the_whole_split(tmp_path):
+    ds = datasets.load(write_synthetic_store(tmp_path / "translation.zarr"))
+    windows = datasets.split_windows(ds, "test_domain", {"offset": 0, "input_length": 2, "rollout": 3,
+                                                          "train": [0, 8], "valid": [8, 11], "test_domain": [0, 7]})
+    samples = evaluate.Samples(evaluate.frames_tensor(ds, "cpu"), windows)
+    model = AddOne()
+    total, per_step = evaluate.split_rmse(evaluate.rollout_mse_per_step(model, samples, batch=3))
+    xs, ys = datasets.window_arrays(ds, windows)
+    with torch.no_grad():
+        pred = evaluate.rollout(model, torch.from_numpy(xs), 3)
+    assert total == pytest.approx(float(metrics.rmse(pred, torch.from_numpy(ys))), rel=1e-5)
+    assert per_step == pytest.approx(metrics.rmse_per_step(pred, torch.from_numpy(ys)).tolist(), rel=1e-5)
+
+
+def _trained(tmp_path, dataset, model="conv", **store_attrs):
+    cfg = tiny_config(epochs=1)
+    roles = ("train",) * 4 if dataset.startswith("equivariance") else ("train", "train", "test_domain")
+    store = write_synthetic_store(tmp_path / f"{dataset}.zarr", dataset, roles, **store_attrs)
+    run = tmp_path / "run"
+    train.train_run(cfg, dataset, store, model, 0, str(run), progress=False)
+    out = evaluate.evaluate_run(cfg, dataset, store, str(run / "model.pt"), str(run / "metrics.json"))
+    assert json.loads((run / "metrics.json").read_text()) == out
+    return cfg, out
+
+
+def test_metrics_of_a_rotation_run(tmp_path):
+    cfg, m = _trained(tmp_path, "rotation")
+    steps = cfg["windows"]["rotation"]["rollout"]
+    for split in ("valid", "test_future", "test_domain"):
+        assert math.isfinite(m[f"{split}_rmse"]) and len(m[f"{split}_rmse_per_step"]) == steps
+        assert m[f"{split}_rmse"] == pytest.approx(math.sqrt(sum(v * v for v in m[f"{split}_rmse_per_step"]) / steps))
+    assert (m["dataset"], m["model"], m["seed"], m["rollout_steps"]) == ("rotation", "conv", 0, steps)
+    assert m["parameters"] > 0 and m["equivariance_error"] > 0  # a plain CNN is not C4-equivariant
+
+
+def test_metrics_of_a_translation_run_have_no_equivariance_error(tmp_path):
+    _, m = _trained(tmp_path, "translation")
+    assert "equivariance_error" not in m and math.isfinite(m["test_domain_rmse"])
+
+
+def test_metrics_of_an_equivariance_level(tmp_path):
+    _, m = _trained(tmp_path, "equivariance_2", "equiv", level=2, data_equivariance_error=0.25)
+    assert "test_future_rmse" not in m and "test_domain_rmse" not in m
+    assert (m["level"], m["data_equivariance_error"]) == (2, 0.25)
+    assert 0 <= m["equivariance_error"] < 1e-5  # E2CNN: exactly C4-equivariant, so the metric is round-off

@@ -1,0 +1,67 @@
+"""Aggregation over seeds and the rendered Table 1."""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from pipeline import paper, tables
+
+
+def run(dataset, model, seed, future, domain, **extra):
+    return {"dataset": dataset, "model": model, "seed": seed, "test_future_rmse": future, "test_domain_rmse": domain,
+            "test_future_rmse_per_step": [future - 0.1, future + 0.1], "test_domain_rmse_per_step": [domain, domain],
+            **extra}
+
+
+RUNS = [run("rotation", "rsteer", s, 0.8 + 0.1 * s, 0.6 + 0.1 * s) for s in range(3)] + \
+       [run("translation", "conv", 0, 1.0, 0.7), run("rotation", "conv", 0, 1.2, 1.1), run("rotation", "conv", 1, 1.4, 1.3)]
+
+
+def test_table1_aggregates_seeds_and_carries_the_paper():
+    df = tables.table1(RUNS)
+    assert list(df.columns) == ["dataset", "model", "split", "rmse_mean", "rmse_std", "n_seeds", "paper_mean", "paper_std"]
+    r = df[(df.dataset == "rotation") & (df.model == "rsteer") & (df.split == "test_future")].iloc[0]
+    assert (r.rmse_mean, r.rmse_std, r.n_seeds) == (pytest.approx(0.9), pytest.approx(0.1), 3)
+    assert (r.paper_mean, r.paper_std) == paper.table1("rotation", "test_future", "rsteer") == (0.80, 0.00)
+    single = df[(df.dataset == "translation") & (df.split == "test_domain")].iloc[0]
+    assert single.n_seeds == 1 and math.isnan(single.rmse_std)
+    assert list(df.dataset.unique()) == ["translation", "rotation"]  # the paper's row order
+    assert list(df[df.dataset == "rotation"].model.unique()) == ["conv", "rsteer"]
+
+
+def test_table1_renderings_lay_out_like_the_paper():
+    df = tables.table1(RUNS)
+    md = tables.table1_markdown(df)
+    assert "| | Conv | RSteer |" in md
+    assert "| rotation future | 1.300 ± 0.141 (1.21 ± 0.01) | 0.900 ± 0.100 (0.80 ± 0.00) |" in md
+    assert "| translation domain | 0.700 (0.68 ± 0.05) |  |" in md
+    tex = tables.table1_latex(df)
+    assert r"\toprule" in tex and r"rotation domain & 1.200$\pm$0.141 (1.10$\pm$0.05)" in tex
+
+
+def test_equivariance_rollout_and_sweep_tables(tmp_path):
+    levels = [{"dataset": f"equivariance_{n}", "model": m, "seed": s, "level": n, "data_equivariance_error": 0.1 * n,
+               "equivariance_error": 0.01 * n + 0.001 * s} for n in range(2) for m in ("conv", "rsteer") for s in range(2)]
+    eq = tables.equivariance(levels)
+    assert list(eq.columns) == ["level", "data_equivariance_error", "model", "equivariance_error_mean",
+                                "equivariance_error_std", "n_seeds"]
+    assert len(eq) == 4 and (eq.n_seeds == 2).all()
+    assert eq.iloc[2].equivariance_error_mean == pytest.approx(0.0105)
+
+    ro = tables.rollout(RUNS)
+    assert list(ro.columns) == ["model", "split", "step", "rmse_mean", "rmse_std"]
+    assert sorted(ro.step.unique()) == [1, 2]
+
+    sweep = [run("scaling", "rsteer", s, 1.0 + a, 2.0 + a, alpha=a) for a in (0.0, 0.01) for s in range(2)]
+    paths = []
+    for i, m in enumerate(sweep):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(m))
+    df = tables.write("alpha_sweep", paths, tmp_path / "alpha_sweep.csv")
+    back = pd.read_csv(tmp_path / "alpha_sweep.csv")
+    assert list(back.columns) == ["alpha", "split", "rmse_mean", "rmse_std", "n_seeds"]
+    assert len(back) == 4 and (back.n_seeds == 2).all() and len(df) == 4
+    assert back[(back.alpha == 0.01) & (back.split == "test_domain")].rmse_mean.item() == pytest.approx(2.01)

@@ -1,0 +1,232 @@
+"""The training loop: loss, regulariser, best-weight copy, early stopping, determinism, resume, errors."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from snakemake.utils import update_config
+
+from pipeline import config as pipeline_config
+from pipeline import datasets, train
+from pipeline.evaluate import Samples, frames_tensor
+from pipeline.models import build
+from pipeline.models.common import Model
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_config(**override) -> dict:
+    """config.yaml with presets/tiny.yaml on top (as Snakemake merges them), plus training overrides."""
+    cfg = pipeline_config.load(ROOT / "config.yaml")
+    update_config(cfg, pipeline_config.load(ROOT / "presets" / "tiny.yaml"))
+    cfg["training"]["override"].update(override)
+    return pipeline_config.validate(cfg)
+
+
+def synthetic_velocity(sims: int = 3, frames: int = 22, size: int = 16, seed: int = 0) -> np.ndarray:
+    """Smooth fields drifting one cell per frame: the next frame is a shift of the last (learnable by a conv)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    out = np.empty((sims, frames, 2, size, size), dtype=np.float32)
+    for s in range(sims):
+        a, b = rng.uniform(0.5, 1.5, 2)
+        for t in range(frames):
+            phase = 2 * np.pi * (x - t) / size
+            out[s, t, 0] = a * np.sin(phase + y / size)
+            out[s, t, 1] = b * np.cos(phase)
+    return out
+
+
+def write_synthetic_store(path, dataset: str = "translation", roles=("train", "train", "test_domain"), **extra):
+    velocity = synthetic_velocity(len(roles))
+    family = train.family_of(dataset)
+    datasets.write_store(path, velocity, {"dataset": dataset, "family": family, "first_frame": 0,
+                                          "sims": [{"index": i, "role": r} for i, r in enumerate(roles)], **extra})
+    return str(path)
+
+
+WINDOWS = {"offset": 0, "input_length": 2, "rollout": 3, "train": [0, 8], "valid": [8, 11],
+           "test_future": [11, 14], "test_domain": [0, 14]}
+
+
+def samples(out_length: int = 2):
+    ds = datasets.Dataset("synthetic", synthetic_velocity(), {"dataset": "translation",
+                                                              "sims": [{"role": r} for r in ("train", "train", "test_domain")]})
+    frames = frames_tensor(ds, "cpu")
+    return (Samples(frames, datasets.split_windows(ds, "train", WINDOWS, out_length)),
+            Samples(frames, datasets.split_windows(ds, "valid", WINDOWS, out_length)), ds)
+
+
+def settings(**kw) -> train.Settings:
+    base = dict(epochs=3, patience=10, batch=4, lr=1e-2, decay=0.95, weight_decay=0.0, out_length=2)
+    return train.Settings(**{**base, **kw})
+
+
+def conv():
+    torch.manual_seed(0)
+    return build("conv", "translation", in_frames=2, hidden=4, layers=2, kernel_size=3)
+
+
+def test_samples_match_window_arrays():
+    tr, _, ds = samples()
+    x, y = tr.get(torch.tensor([0, 5, 9]))
+    xs, ys = datasets.window_arrays(ds, tr.windows, [0, 5, 9])
+    assert torch.equal(x, torch.from_numpy(xs)) and torch.equal(y, torch.from_numpy(ys))
+
+
+def test_loss_falls_on_a_learnable_problem():
+    tr, va, _ = samples()
+    result = train.fit(conv(), tr, va, settings(epochs=12), seed=0, run="synthetic", progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert last["train_rmse"] < 0.5 * first["train_rmse"]
+    assert result.best_valid_rmse < first["valid_rmse"]
+    assert [h["lr"] for h in result.history[:2]] == pytest.approx([1e-2, 1e-2 * 0.95])
+
+
+class KnownRegulariser(Model):
+    """Identity dynamics with a weight ``p`` that only enters the regulariser ``3 p``."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.tensor(0.7))
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x):
+        return self.scale * x[:, -1]
+
+    def regularizer(self):
+        return 3.0 * self.p
+
+
+def test_regulariser_is_added_linearly():
+    tr, _, _ = samples()
+    model = KnownRegulariser()
+    x, y = tr.get(torch.arange(4))
+    loss, data = train.batch_loss(model, x, y)
+    expected_data = sum(torch.mean((x[:, -1] - y[:, k]) ** 2) for k in range(y.shape[1]))
+    assert float(data) == pytest.approx(float(expected_data), rel=1e-6)
+    assert float((loss - data).detach()) == pytest.approx(3.0 * 0.7, rel=1e-6)
+    loss.backward()
+    assert float(model.p.grad) == pytest.approx(3.0)  # linear: d(alpha R)/dp, not d(alpha R)^2/dp
+
+
+def scripted_validation(monkeypatch, values):
+    """Make ``fit`` see ``values`` as validation RMSEs and record a copy of the weights at each epoch."""
+    seen = []
+
+    def fake(model, samples, batch):
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return values[len(seen) - 1]
+
+    monkeypatch.setattr(train, "validation_rmse", fake)
+    return seen
+
+
+def test_best_weights_are_a_copy_not_the_last_epoch(monkeypatch):
+    tr, va, _ = samples()
+    seen = scripted_validation(monkeypatch, [1.0, 0.5, 0.9, 0.8])
+    result = train.fit(conv(), tr, va, settings(epochs=4), seed=0, run="synthetic", progress=False)
+    assert (result.best_epoch, result.best_valid_rmse, result.epochs_run) == (2, 0.5, 4)
+    for k, v in result.best_state.items():
+        assert torch.equal(v, seen[1][k])
+    assert any(not torch.equal(v, seen[3][k]) for k, v in result.best_state.items())
+
+
+def test_early_stopping_after_patience(monkeypatch):
+    tr, va, _ = samples()
+    scripted_validation(monkeypatch, [1.0, 0.5, 0.9, 0.8, 0.4, 0.3])
+    result = train.fit(conv(), tr, va, settings(epochs=6, patience=2), seed=0, run="synthetic", progress=False)
+    assert result.epochs_run == 4 and result.best_epoch == 2
+
+
+class Exploding(Model):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor(float("nan")))
+
+    def forward(self, x):
+        return self.w * x[:, -1]
+
+
+def test_non_finite_loss_names_the_run_and_epoch():
+    tr, va, _ = samples()
+    with pytest.raises(FloatingPointError, match=r"translation/exploding/seed3: non-finite training loss .* epoch 1"):
+        train.fit(Exploding(), tr, va, settings(), seed=3, run="translation/exploding/seed3", progress=False)
+
+
+def test_settings_resolution_order():
+    cfg = pipeline_config.load(ROOT / "config.yaml")
+    s, hp = train.settings(cfg, "scaling", "rsteer")
+    assert (s.batch, s.lr, s.decay, s.weight_decay, s.out_length) == (8, 1e-4, 0.95, 4e-4, 6)
+    assert (hp["hidden"], hp["alpha"], hp["kernel_size"], hp["scales"]) == (64, 1e-6, 5, [1.0, 1.5, 2.0, 2.5])
+    s, hp = train.settings(cfg, "equivariance_4", "rsteer", alpha=0.5)
+    assert (s.batch, s.decay, hp["hidden"], hp["alpha"]) == (32, 0.9, 32, 0.5)
+    s, hp = train.settings(cfg, "translation", "rgroup")
+    assert (hp["hidden"], hp["banks"], hp["kernel_size"], hp["alpha"], s.batch, s.lr) == (128, 2, 3, 0.0, 8, 1e-3)
+    assert train.settings(tiny_config(), "rotation", "rsteer")[1]["hidden"] == 2  # override wins
+
+
+# --- whole runs on a store (train_run) -----------------------------------------------------------------------
+
+def _run(cfg, store, out):
+    train.train_run(cfg, "translation", store, "conv", 0, str(out), progress=False)
+    saved = torch.load(Path(out) / "model.pt", weights_only=True)
+    with open(Path(out) / "log.csv") as fh:
+        rows = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+    return saved, rows
+
+
+def _same(a, b):
+    assert a[1] == b[1]
+    assert a[0]["state_dict"].keys() == b[0]["state_dict"].keys()
+    for k in a[0]["state_dict"]:
+        assert torch.equal(a[0]["state_dict"][k], b[0]["state_dict"][k]), k
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return write_synthetic_store(tmp_path_factory.mktemp("data") / "translation.zarr")
+
+
+def test_run_outputs_and_determinism(store, tmp_path):
+    cfg = tiny_config(epochs=3, patience=5)
+    a, b = _run(cfg, store, tmp_path / "a"), _run(cfg, store, tmp_path / "b")
+    _same(a, b)
+    saved, rows = a
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert list(rows[0]) == ["epoch", "train_rmse", "valid_rmse", "lr"]
+    assert saved["name"] == "conv" and saved["symmetry"] == "translation" and saved["seed"] == 0
+    assert saved["hyperparameters"]["in_frames"] == 3 and saved["hyperparameters"]["frame_size"] == [16, 16]
+    assert saved["best_valid_rmse"] == min(float(r["valid_rmse"]) for r in rows)
+    assert not (tmp_path / "a" / "checkpoint.pt").exists()
+
+
+def test_killed_run_resumes_to_the_same_result(store, tmp_path, monkeypatch):
+    cfg = tiny_config(epochs=3, patience=5)
+    whole = _run(cfg, store, tmp_path / "whole")
+
+    original = train._save_checkpoint
+    calls = []
+
+    def killed_after_first_epoch(path, state):
+        original(path, state)
+        calls.append(path)
+        if len(calls) == 1:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(train, "_save_checkpoint", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        _run(cfg, store, tmp_path / "resumed")
+    monkeypatch.setattr(train, "_save_checkpoint", original)
+    assert (tmp_path / "resumed" / "checkpoint.pt").exists() and not (tmp_path / "resumed" / "model.pt").exists()
+    _same(whole, _run(cfg, store, tmp_path / "resumed"))
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(store, tmp_path):
+    (tmp_path / "r").mkdir()
+    torch.save({"fingerprint": {"run": "other"}}, tmp_path / "r" / "checkpoint.pt")
+    _, rows = _run(tiny_config(epochs=2), store, tmp_path / "r")
+    assert [int(r["epoch"]) for r in rows] == [1, 2]

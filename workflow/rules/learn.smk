@@ -1,0 +1,72 @@
+# Training (one job per dataset, model, seed) and evaluation of the trained model; the alpha sweep reuses both.
+# A killed training job resumes from checkpoint.pt in its run folder when restarted.
+
+RESOURCES = config["training"]["resources"]
+
+
+rule train:
+    input:
+        "results/data/{dataset}.zarr",
+    output:
+        model=f"{RUN}/model.pt",
+        log_csv=f"{RUN}/log.csv",
+    params:
+        alpha=None,
+    log:
+        "results/logs/train/{dataset}/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{model}/seed{seed}.tsv"
+    threads: RESOURCES["threads"]
+    resources:
+        mem_mb=RESOURCES["mem_mb"],
+        runtime=RESOURCES["runtime"],
+        gpu=RESOURCES["gpu"],
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/train.py"
+
+
+use rule train as train_alpha with:
+    output:
+        model=f"{SWEEP_RUN}/model.pt",
+        log_csv=f"{SWEEP_RUN}/log.csv",
+    params:
+        alpha=lambda wc: float(wc.alpha),
+    log:
+        "results/logs/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}.tsv"
+
+
+rule evaluate:
+    input:
+        store="results/data/{dataset}.zarr",
+        model=f"{RUN}/model.pt",
+    output:
+        f"{RUN}/metrics.json",
+    log:
+        "results/logs/evaluate/{dataset}/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{dataset}/{model}/seed{seed}.tsv"
+    threads: RESOURCES["threads"]
+    resources:
+        mem_mb=RESOURCES["mem_mb"],
+        runtime=60,
+        gpu=RESOURCES["gpu"],
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/evaluate.py"
+
+
+use rule evaluate as evaluate_alpha with:
+    input:
+        store="results/data/{dataset}.zarr",
+        model=f"{SWEEP_RUN}/model.pt",
+    output:
+        f"{SWEEP_RUN}/metrics.json",
+    log:
+        "results/logs/evaluate/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}.tsv"

@@ -1,0 +1,65 @@
+# Tables aggregated over seeds from the runs' metrics.json; each is a target of its own.
+
+
+rule table1:
+    input:
+        run_metrics(FAMILY_DATASETS),
+    output:
+        csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
+        md=report("results/tables/table1.md", caption="../report/table1.rst", category="Tables"),
+        tex="results/tables/table1.tex",
+    log:
+        "results/logs/tables/table1.log",
+    params:
+        kind="table1",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tables.py"
+
+
+rule equivariance_models_table:
+    input:
+        run_metrics(LEVEL_DATASETS),
+    output:
+        report("results/tables/equivariance.csv", caption="../report/equivariance.rst", category="Tables"),
+    log:
+        "results/logs/tables/equivariance.log",
+    params:
+        kind="equivariance",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tables.py"
+
+
+rule rollout_table:
+    input:
+        lambda wc: run_metrics([wc.dataset]),
+    output:
+        report("results/tables/rollout_{dataset}.csv", caption="../report/rollout.rst", category="Tables"),
+    wildcard_constraints:
+        dataset="|".join(FAMILY_DATASETS),
+    log:
+        "results/logs/tables/rollout_{dataset}.log",
+    params:
+        kind="rollout",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tables.py"
+
+
+rule alpha_sweep_table:
+    input:
+        SWEEP_METRICS,
+    output:
+        report("results/tables/alpha_sweep.csv", caption="../report/alpha_sweep.rst", category="Tables"),
+    log:
+        "results/logs/tables/alpha_sweep.log",
+    params:
+        kind="alpha_sweep",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tables.py"
