@@ -33,6 +33,10 @@ def validate(config: dict) -> dict:
         e = errors[0]
         raise ConfigError(f"{_where(e.absolute_path)}: {e.message}")
     _check_semantics(config)
+    if "models" in config:
+        _check_models(config)
+    if "figures" in config:
+        _check_figures(config)
     return config
 
 
@@ -72,3 +76,30 @@ def _check_semantics(config: dict) -> None:
         roles = [s.role for s in sims[family]]
         if "train" not in roles or "test_domain" not in roles:
             raise ConfigError(f"config['data'][{family!r}]: needs both train and held-out (test_domain) sims")
+
+
+def _check_models(config: dict) -> None:
+    """Every model named in ``models`` and ``alpha_sweep`` exists for its dataset's symmetry."""
+    from .models import names
+    from .train import symmetry_of
+
+    wanted = [(f"config['models'][{f!r}]", symmetry_of(f if f != "equivariance" else "equivariance_0"), m)
+              for f, ms in config["models"].items() for m in ms]
+    sweep = config["alpha_sweep"]
+    wanted.append(("config['alpha_sweep']['model']", symmetry_of(sweep["dataset"]), sweep["model"]))
+    for where, symmetry, name in wanted:
+        known = names(symmetry)
+        if name not in known:
+            raise ConfigError(f"{where}: no model {name!r} for symmetry {symmetry!r}; expected one of {', '.join(known)}")
+
+
+def _check_figures(config: dict) -> None:
+    """Figure 3 shows models that are trained, at a seed that is run."""
+    fig3 = config["figures"]["fig3"]
+    if fig3["seed"] not in config["seeds"]:
+        raise ConfigError(f"config['figures']['fig3']['seed']: {fig3['seed']} is not one of config['seeds'] {config['seeds']}")
+    for dataset, models in fig3["models"].items():
+        unknown = sorted(set(models) - set(config["models"][dataset]))
+        if unknown:
+            raise ConfigError(f"config['figures']['fig3']['models'][{dataset!r}]: {unknown} are not trained "
+                              f"(config['models'][{dataset!r}] = {config['models'][dataset]})")

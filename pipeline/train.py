@@ -100,24 +100,6 @@ def resolve_device(config: dict | None = None, device=None) -> torch.device:
     return torch.device(choice)
 
 
-def check_config(config: dict) -> None:
-    """Model names of ``models`` and ``alpha_sweep`` exist (for the symmetries whose module is installed)."""
-    from .config import ConfigError
-    from .models import names
-
-    wanted = [(f"config['models'][{f!r}]", symmetry_of(f if f != "equivariance" else "equivariance_0"), m)
-              for f, ms in config["models"].items() for m in ms]
-    sweep = config["alpha_sweep"]
-    wanted.append(("config['alpha_sweep']['model']", symmetry_of(sweep["dataset"]), sweep["model"]))
-    for where, symmetry, name in wanted:
-        try:
-            known = names(symmetry)
-        except ModuleNotFoundError:  # a model family still being written: its jobs fail on their own
-            continue
-        if name not in known:
-            raise ConfigError(f"{where}: no model {name!r} for symmetry {symmetry!r}; expected one of {', '.join(known)}")
-
-
 # --- the loop ----------------------------------------------------------------------------------------------
 
 def batch_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,9 +30,7 @@ wildcard_constraints:
 # --- training, evaluation and tables (workflow/rules/learn.smk, tables.smk) ---------------------------------
 import re
 
-from pipeline.train import alpha_tag, check_config, family_of
-
-check_config(config)
+from pipeline.train import alpha_tag, family_of
 
 SEEDS = config["seeds"]
 SWEEP = config["alpha_sweep"]
@@ -62,3 +60,27 @@ wildcard_constraints:
     model="|".join(MODELS_ALL),
     seed="|".join(map(str, SEEDS)),
     alpha="|".join(map(re.escape, ALPHAS)),
+
+
+# --- figures (workflow/rules/figures.smk) --------------------------------------------------------------------
+FIGURES_CFG = config["figures"]
+FIG3_CFG = FIGURES_CFG["fig3"]
+
+# Families that train at least one model get a rollout figure and (when listed) a Figure 3.
+TRAINED_FAMILIES = [f for f in FAMILY_DATASETS if config["models"][f]]
+FIG3_DATASETS = [d for d in FIG3_CFG["datasets"] if d in TRAINED_FAMILIES]
+FIGURES = (
+    ["results/figures/fig2_heat.png"]
+    + expand("results/figures/fig3_{dataset}.{ext}", dataset=FIG3_DATASETS, ext=["png", "pdf"])
+    + expand("results/figures/rollout_{dataset}.png", dataset=TRAINED_FAMILIES)
+    + (["results/figures/fig4_equivariance.png"] if config["models"]["equivariance"] else [])
+    + (["results/figures/fig7_alpha.png"] if config["alpha_sweep"]["values"] else [])
+)
+
+
+def fig3_models(wildcards):
+    """Every model Figure 3 may show: the configured list, else every model trained on the dataset (table1
+    picks among them), at the configured seed."""
+    models = FIG3_CFG["models"].get(wildcards.dataset) or config["models"][wildcards.dataset]
+    return expand("results/runs/{dataset}/{model}/seed{seed}/model.pt", dataset=wildcards.dataset, model=models,
+                  seed=FIG3_CFG["seed"])

@@ -1,33 +1,5 @@
 # Figures (pipeline/figures.py): the paper's Figures 2, 3, 4 and 7 and the per-step rollout errors, each a single
 # Snakemake target, e.g.  snakemake --cores 1 results/figures/fig2_heat.png
-FIGURES_CFG = config["figures"]
-FIG3_CFG = FIGURES_CFG["fig3"]
-if FIG3_CFG["seed"] not in config["seeds"]:
-    raise ValueError(f"config['figures']['fig3']['seed']: {FIG3_CFG['seed']} is not one of config['seeds'] {config['seeds']}")
-for _dataset, _models in FIG3_CFG["models"].items():
-    _unknown = sorted(set(_models) - set(config["models"][_dataset]))
-    if _unknown:
-        raise ValueError(f"config['figures']['fig3']['models'][{_dataset!r}]: {_unknown} are not trained "
-                         f"(config['models'][{_dataset!r}] = {config['models'][_dataset]})")
-
-# Families that train at least one model get a rollout figure and (when listed) a Figure 3.
-TRAINED_FAMILIES = [f for f in FAMILY_DATASETS if config["models"][f]]
-FIG3_DATASETS = [d for d in FIG3_CFG["datasets"] if d in TRAINED_FAMILIES]
-FIGURES = (
-    ["results/figures/fig2_heat.png"]
-    + expand("results/figures/fig3_{dataset}.{ext}", dataset=FIG3_DATASETS, ext=["png", "pdf"])
-    + expand("results/figures/rollout_{dataset}.png", dataset=TRAINED_FAMILIES)
-    + (["results/figures/fig4_equivariance.png"] if config["models"]["equivariance"] else [])
-    + (["results/figures/fig7_alpha.png"] if config["alpha_sweep"]["values"] else [])
-)
-
-
-def fig3_models(wildcards):
-    """Every model Figure 3 may show: the configured list, else every model trained on the dataset (table1
-    picks among them), at the configured seed."""
-    models = FIG3_CFG["models"].get(wildcards.dataset) or config["models"][wildcards.dataset]
-    return expand("results/runs/{dataset}/{model}/seed{seed}/model.pt", dataset=wildcards.dataset, model=models,
-                  seed=FIG3_CFG["seed"])
 
 
 rule figure_heat:
@@ -38,6 +10,10 @@ rule figure_heat:
         dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/fig2_heat.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     conda:
         "../../envs/figures.yaml"
     script:
@@ -62,6 +38,10 @@ rule figure_predictions:
         dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/fig3_{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     conda:
         "../../envs/figures.yaml"
     script:
@@ -80,6 +60,10 @@ rule figure_rollout:
         dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/rollout_{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     conda:
         "../../envs/figures.yaml"
     script:
@@ -95,6 +79,10 @@ rule figure_equivariance:
         dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/fig4_equivariance.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     conda:
         "../../envs/figures.yaml"
     script:
@@ -112,6 +100,10 @@ rule figure_alpha:
         dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/fig7_alpha.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     conda:
         "../../envs/figures.yaml"
     script:

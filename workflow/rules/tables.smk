@@ -10,6 +10,10 @@ rule table1:
         tex="results/tables/table1.tex",
     log:
         "results/logs/tables/table1.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         kind="table1",
     conda:
@@ -25,6 +29,10 @@ rule equivariance_models_table:
         report("results/tables/equivariance.csv", caption="../report/equivariance.rst", category="Tables"),
     log:
         "results/logs/tables/equivariance.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         kind="equivariance",
     conda:
@@ -42,6 +50,10 @@ rule rollout_table:
         dataset="|".join(FAMILY_DATASETS),
     log:
         "results/logs/tables/rollout_{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         kind="rollout",
     conda:
@@ -57,6 +69,10 @@ rule alpha_sweep_table:
         report("results/tables/alpha_sweep.csv", caption="../report/alpha_sweep.rst", category="Tables"),
     log:
         "results/logs/tables/alpha_sweep.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         kind="alpha_sweep",
     conda:
