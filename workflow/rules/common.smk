@@ -30,7 +30,9 @@ wildcard_constraints:
 # --- training, evaluation and tables (workflow/rules/learn.smk, tables.smk) ---------------------------------
 import re
 
-from pipeline.train import alpha_tag, family_of
+from dataclasses import asdict
+
+from pipeline.train import alpha_tag, family_of, settings as run_settings
 
 SEEDS = config["seeds"]
 SWEEP = config["alpha_sweep"]
@@ -38,6 +40,13 @@ ALPHAS = [alpha_tag(a) for a in SWEEP["values"]]
 MODELS_ALL = sorted({m for ms in config["models"].values() for m in ms} | {SWEEP["model"]})
 RUN = "results/runs/{dataset}/{model}/seed{seed}"
 SWEEP_RUN = "results/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}"
+
+
+def train_params(wildcards, alpha=None):
+    """Everything a training run depends on besides its data and code, as rule params, so that a config change
+    reruns exactly the runs it affects."""
+    train, hyper = run_settings(config, wildcards.dataset, wildcards.model, alpha)
+    return {"training": asdict(train), "model": hyper, "windows": config["windows"][family_of(wildcards.dataset)]}
 
 
 def run_metrics(datasets):

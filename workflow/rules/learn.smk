@@ -12,6 +12,7 @@ rule train:
         log_csv=f"{RUN}/log.csv",
     params:
         alpha=None,
+        settings=train_params,
     log:
         "results/logs/train/{dataset}/{model}/seed{seed}.log",
     benchmark:
@@ -33,6 +34,7 @@ use rule train as train_alpha with:
         log_csv=f"{SWEEP_RUN}/log.csv",
     params:
         alpha=lambda wc: float(wc.alpha),
+        settings=lambda wc: train_params(wc, float(wc.alpha)),
     log:
         "results/logs/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}.log",
     benchmark:
