@@ -347,6 +347,27 @@ def _steerable_basis(in_rep: str, out_rep: str, kernel_size: int) -> torch.Tenso
     return torch.stack(basis).reshape(n, *basis[0].shape[:2], kernel_size, kernel_size).float().contiguous()
 
 
+@functools.lru_cache(maxsize=None)
+def _steerable_basis_std(in_rep: str, out_rep: str, kernel_size: int) -> torch.Tensor:
+    """``(n_basis,)``: the standard deviation escnn's ``R2Conv`` draws each coefficient of the one-field basis of
+    :func:`_steerable_basis` with (``escnn.nn.init.generalized_he_init``: ``1 / sqrt(n_in_irreps * n_basis(in_irrep,
+    out_irrep))`` per output irrep, same order as the basis). For ``n_in`` identical input fields escnn counts
+    ``n_in`` times the basis elements, i.e. divides this by ``sqrt(n_in)``."""
+    from escnn import nn as enn
+    conv = enn.R2Conv(_field_type((in_rep, 1)), _field_type((out_rep, 1)), kernel_size,
+                      padding=kernel_size // 2, bias=False, initialize=False)
+    info = list(conv.basisexpansion.get_basis_info())
+    in_irreps, count = {}, {}
+    for attr in info:
+        o = attr["out_irreps_position"]
+        in_irreps.setdefault(o, set()).add(attr["in_irrep"])
+        count[(attr["in_irrep"], o)] = count.get((attr["in_irrep"], o), 0) + 1
+    std = [1.0 / math.sqrt(len(in_irreps[a["out_irreps_position"]]) * count[(a["in_irrep"], a["out_irreps_position"])])
+           for a in info]
+    assert len(std) == conv.weights.numel()
+    return torch.tensor(std, dtype=torch.float32)
+
+
 def _invariant_bias_basis(rep_name: str) -> torch.Tensor:
     """``(dim, n_trivial)``: the columns of the change of basis that carry trivial irreps; a bias is only ever
     ``basis @ b`` (zero columns for a vector field, which therefore has no bias)."""
@@ -364,12 +385,19 @@ def _invariant_bias_basis(rep_name: str) -> torch.Tensor:
 class RelaxedSteerableConv(nn.Module):
     """Relaxed C4-steerable convolution, ``n_in`` ``in_rep`` fields -> ``n_out`` ``out_rep`` fields.
 
-    ``rank=None`` (eq. 7): ``K(y) = sum_l w_l(y) psi_l(y)`` with ``w`` of shape ``(n_out, n_in, L, k, k)``, one
-    weight per basis element and kernel pixel (for ``k = 3`` each pixel is its own angle, so this equals the
-    paper's ``w_l(theta)``). ``rank=r`` (eq. 8-9): ``w_l(x, y) = sum_r a_r(x) b_{r,l}(y)`` with
-    ``a: (r, H, W)``, computed as one conv2d with ``r`` stacked kernels, then mixed by ``a``.
-    Relaxed weights start equal over ``y`` (and ``a`` constant over ``x``): exactly equivariant at
-    initialisation. The bias lives only on trivial (invariant) sub-representations.
+    ``rank=None`` (eq. 7): ``K(y) = sum_l w_l(y) psi_l(y)`` with relaxed weights ``w`` of shape
+    ``(n_out, n_in, L, k, k)``, one weight per basis element and kernel pixel (for ``k = 3`` each pixel is its own
+    angle, so this equals the paper's ``w_l(theta)``). ``rank=r`` (eq. 8-9): ``w_l(x, y) = sum_r a_r(x) b_{r,l}(y)``
+    with ``a: (r, H, W)``, computed as one conv2d with ``r`` stacked kernels, then mixed by ``a``.
+
+    Parametrisation: ``w_l(y) = coef_l + delta_l(y)`` (:attr:`weight`), the shared equivariant coefficients of
+    escnn's ``R2Conv`` plus a per-pixel relaxation ``delta`` that starts at zero. The function class and the
+    constraint are the paper's (differences of ``w`` over ``y`` are those of ``delta``); what changes is that the
+    equivariant part is one parameter per basis element, as in E2CNN, so Adam moves it at E2CNN's rate, and
+    ``coef`` is drawn exactly like escnn's generalised He init (``rank`` kernels each ``1 / sqrt(rank)`` of it),
+    so a relaxed layer at initialisation is distributed like the ``R2Conv`` of ``equiv``. Exactly equivariant at
+    initialisation (``delta = 0``, ``a`` constant over ``x``). The bias lives only on trivial (invariant)
+    sub-representations.
     """
 
     def __init__(self, in_rep: str, n_in: int, out_rep: str, n_out: int, kernel_size: int,
@@ -379,24 +407,27 @@ class RelaxedSteerableConv(nn.Module):
         self.k, self.n_in, self.n_out, self.rank = kernel_size, n_in, n_out, rank
         basis = _steerable_basis(in_rep, out_rep, kernel_size)
         self.register_buffer("basis", basis.clone())
-        n_basis, d_out, d_in = basis.shape[:3]
-        # He initialisation of the equivariant kernel: scale random coefficients to std sqrt(2 / fan_in).
-        reps = 1 if rank is None else rank
-        w0 = torch.randn(reps, n_out, n_in, n_basis)
-        kern = torch.einsum("roil,labyx->roaibyx", w0, basis).sum(0)
-        w0 = w0 * (math.sqrt(2.0 / (n_in * d_in * kernel_size ** 2)) / kern.std().clamp_min(1e-12))
-        w = w0[..., None, None].expand(*w0.shape, kernel_size, kernel_size).clone()
+        n_basis = basis.shape[0]
+        reps = 1 if rank is None else int(rank)
+        std = _steerable_basis_std(in_rep, out_rep, kernel_size) / math.sqrt(n_in * reps)
+        coef = torch.randn(reps, n_out, n_in, n_basis) * std
         if rank is None:
-            self.weight = nn.Parameter(w[0])                                # (o, i, l, k, k)
+            self.coef = nn.Parameter(coef[0])                               # (o, i, l)
             self.a = None
         else:
             if frame_size is None:
                 raise ValueError("the translation-relaxed steerable conv needs frame_size")
-            self.weight = nn.Parameter(w)                                   # (r, o, i, l, k, k)
+            self.coef = nn.Parameter(coef)                                  # (r, o, i, l)
             self.a = nn.Parameter(torch.ones(rank, *frame_size))
+        self.delta = nn.Parameter(torch.zeros(*self.coef.shape, kernel_size, kernel_size))  # (..., l, k, k)
         bb = _invariant_bias_basis(out_rep)
         self.register_buffer("bias_basis", bb)
         self.bias = nn.Parameter(torch.zeros(n_out, bb.shape[1])) if bias and bb.shape[1] else None
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The paper's relaxed weights ``w_l(y) = coef_l + delta_l(y)``: ``((r,) o, i, l, k, k)``."""
+        return self.coef[..., None, None] + self.delta
 
     def kernel(self) -> torch.Tensor:
         """The assembled conv2d kernel (``(r *) out_channels, in_channels, k, k``)."""
@@ -421,8 +452,9 @@ class RelaxedSteerableConv(nn.Module):
 
     def constraint(self) -> torch.Tensor:
         """The paper's L_sconv, ``sum |dw/dm| + |dw/dn|`` over the kernel grid (first differences); with the
-        translation relaxation also the same penalty on ``a`` over the frame. Zero iff equivariant weights."""
-        total = _finite_differences_l1(self.weight, (-2, -1))
+        translation relaxation also the same penalty on ``a`` over the frame. Zero iff equivariant weights.
+        ``coef`` is constant over the grid, so the differences of ``w`` are exactly those of ``delta``."""
+        total = _finite_differences_l1(self.delta, (-2, -1))
         if self.a is not None:
             total = total + _finite_differences_l1(self.a, (-2, -1))
         return total

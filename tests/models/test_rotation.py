@@ -119,7 +119,8 @@ def _perturb(model, name, part="all"):
         else:
             for conv in model.convs:
                 if part in ("all", "rotation"):
-                    conv.weight.add_(0.5 * conv.weight.std() * torch.randn_like(conv.weight))
+                    # relaxed weights w = coef + delta: perturb the per-pixel relaxation
+                    conv.delta.add_(0.5 * conv.coef.std() * torch.randn_like(conv.delta))
                 if part in ("all", "translation") and conv.a is not None:
                     conv.a.add_(0.5 * torch.randn_like(conv.a))
 
