@@ -115,21 +115,28 @@ def pairwise_abs_difference(w: torch.Tensor) -> torch.Tensor:
 
 
 class LocallyConnected2d(nn.Module):
-    """Locally connected layer (untied convolution, Elsayed et al. 2020): a ``k x k`` stencil whose kernel
-    and bias depend on the output position ``p``, same (zero) padding, stride 1:
+    """Locally connected layer (untied convolution, Elsayed et al. 2020): a ``k x k`` stencil (``k`` odd) whose
+    kernel and bias depend on the output position ``p``, same (zero) padding, stride 1:
 
         ``out[o](p) = b[o](p) + sum_{i, d in K^2} W_p[o, i, d] x[i](p + d - k//2)``.
 
-    ``rank=None``: every ``W_p`` is a free ``(C_out, C_in, k, k)`` array (``H W C_out C_in k^2`` parameters;
-    only small layers can afford it). ``rank=R``: low-rank untied kernels that keep the layer affordable at
-    64x64 with 128 channels, ``W_p[o] = sum_{r<R} A[r, o](p) B[r, o]`` with ``R`` basis kernels ``B[r]`` of shape
-    ``(C_out, C_in, k, k)`` and per-position, per-output-channel coefficients ``A[r, o](p)``. It is computed
-    as one convolution with the ``R C_out`` stacked basis kernels followed by a position-wise weighted sum
-    over ``r`` (no loop over ``r``).
+    The one locally connected layer of every symmetry family (translation CLCNN / Rpp / Combo, and the rotation
+    and scaling CLCNNs, whose kernel constraints read :meth:`position_kernels`).
 
-    ``init="untied"`` draws every position's kernel independently (full rank: PyTorch's conv init per
-    position; low rank: ``A ~ N(0, 1/R)``, which keeps the kernel variance of a conv init). ``init="tied"``
-    starts with every position equal: the layer is then exactly a convolution (with a tied bias).
+    ``rank=None``: every ``W_p`` is a free ``(C_out, C_in, k, k)`` array (``H W C_out C_in k^2`` parameters;
+    only small layers can afford it), stored as :attr:`weight` of shape ``(H W, C_out, C_in, k, k)`` (row-major
+    positions). ``rank=R``: low-rank untied kernels that keep the layer affordable at 64x64 with 128 channels,
+    ``W_p[o] = sum_{r<R} A[r, o](p) B[r, o]`` with ``R`` basis kernels ``B[r]`` of shape ``(C_out, C_in, k, k)``
+    and per-position, per-output-channel coefficients ``A[r, o](p)``. It is computed as one convolution with
+    the ``R C_out`` stacked basis kernels followed by a position-wise weighted sum over ``r`` (no loop over
+    ``r``). ``bias=True``: a per-position bias ``(C_out, H, W)``; ``bias=False``: none.
+
+    Initialisation. ``weight_init="uniform"``: PyTorch's default conv initialisation,
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` for the weights (the low-rank basis) and the bias.
+    ``weight_init="he"``: He-normal weights ``N(0, 2 / fan_in)`` and a zero bias. ``init="untied"`` draws every
+    position's kernel independently (low rank: ``A ~ N(0, 1/R)``, which keeps the kernel variance of a conv
+    init). ``init="tied"`` starts with every position equal: the layer is then exactly a convolution (with a
+    tied bias).
 
     :meth:`neighbour_penalty` is the soft translation-equivariance constraint of CLCNN:
     ``sum_{p ~ q} ||W_p - W_q||^2 + ||b(p) - b(q)||^2`` over adjacent positions, zero iff the layer is a
@@ -138,48 +145,84 @@ class LocallyConnected2d(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, frame_size: tuple[int, int],
-                 rank: int | None = None, bias: bool = True, init: str = "untied"):
+                 rank: int | None = None, bias: bool = True, init: str = "untied", weight_init: str = "uniform"):
         super().__init__()
         if init not in ("untied", "tied"):
             raise ValueError(f"init must be 'untied' or 'tied', got {init!r}")
+        if weight_init not in ("uniform", "he"):
+            raise ValueError(f"weight_init must be 'uniform' or 'he', got {weight_init!r}")
         if rank is not None and rank < 1:
             raise ValueError(f"rank must be a positive integer or None (full rank), got {rank}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
         h, w = (int(s) for s in frame_size)
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
-        self.frame_size, self.rank = (h, w), rank
+        self.frame_size, self.rank, self.weight_init = (h, w), rank, weight_init
         fan_in = in_channels * kernel_size ** 2
+        kshape = (out_channels, in_channels, kernel_size, kernel_size)
         if rank is None:
-            weight = torch.empty(out_channels, in_channels, kernel_size, kernel_size, h, w)
-            if init == "tied":
-                _uniform_(weight[..., :1, :1], fan_in)
-                weight = weight[..., :1, :1].expand_as(weight).clone()
+            if weight_init == "he":
+                weight = torch.randn(1 if init == "tied" else h * w, *kshape) * (2.0 / fan_in) ** 0.5
+                weight = weight.expand(h * w, *kshape).clone()
             else:
-                _uniform_(weight, fan_in)
+                # drawn in the (C_out, C_in, k, k, H, W) order, then stored position-major
+                weight = torch.empty(*kshape, h, w)
+                if init == "tied":
+                    _uniform_(weight[..., :1, :1], fan_in)
+                    weight = weight[..., :1, :1].expand_as(weight).clone()
+                else:
+                    _uniform_(weight, fan_in)
+                weight = weight.permute(4, 5, 0, 1, 2, 3).reshape(h * w, *kshape).contiguous()
             self.weight = nn.Parameter(weight)
         else:
-            self.basis = nn.Parameter(_uniform_(torch.empty(rank, out_channels, in_channels, kernel_size,
-                                                            kernel_size), fan_in))
+            if weight_init == "he":
+                basis = torch.randn(rank, *kshape) * (2.0 / fan_in) ** 0.5
+            else:
+                basis = _uniform_(torch.empty(rank, *kshape), fan_in)
+            self.basis = nn.Parameter(basis)
             coef = torch.empty(rank, out_channels, h, w)
             if init == "tied":
                 coef.fill_(1.0 / rank ** 0.5)
             else:
                 coef.normal_(0.0, 1.0 / rank ** 0.5)
             self.coef = nn.Parameter(coef)
-        if bias:
+        if not bias:
+            self.register_parameter("bias", None)
+        elif weight_init == "he":
+            self.bias = nn.Parameter(torch.zeros(out_channels, h, w))
+        else:
             b = _uniform_(torch.empty(out_channels, 1, 1), fan_in).expand(out_channels, h, w).clone()
             if init == "untied":
                 _uniform_(b, fan_in)
             self.bias = nn.Parameter(b)
-        else:
-            self.register_parameter("bias", None)
+
+    @staticmethod
+    def count(in_channels: int, out_channels: int, kernel_size: int, frame_size: tuple[int, int],
+              rank: int | None = None, bias: bool = True) -> int:
+        """Number of parameters of such a layer (without building it)."""
+        hw = int(frame_size[0]) * int(frame_size[1])
+        kernel = out_channels * in_channels * kernel_size ** 2
+        n = hw * kernel if rank is None else rank * (kernel + out_channels * hw)
+        return n + (out_channels * hw if bias else 0)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Checkpoints written before the three families shared this layer stored the full weight as
+        # (C_out, C_in, k, k, H, W) (translation) or (H W, C_out, C_in k k) (scaling): same numbers, other layout.
+        key = prefix + "weight"
+        old = state_dict.get(key)
+        if self.rank is None and old is not None and old.ndim in (3, 6) and old.numel() == self.weight.numel():
+            if old.ndim == 6:
+                old = old.permute(4, 5, 0, 1, 2, 3)
+            state_dict[key] = old.reshape(self.weight.shape).contiguous()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_frame(x, self.frame_size, "LocallyConnected2d")
         k, (h, w) = self.kernel_size, self.frame_size
         if self.rank is None:
             cols = nn.functional.unfold(x, k, padding=k // 2)                         # (B, C_in k k, H W)
-            wt = self.weight.reshape(self.out_channels, -1, h * w)                   # (C_out, C_in k k, H W)
-            out = torch.einsum("bkp,okp->bop", cols, wt).reshape(x.shape[0], self.out_channels, h, w)
+            wt = self.weight.reshape(h * w, self.out_channels, -1)                   # (H W, C_out, C_in k k)
+            out = torch.einsum("bcp,poc->bop", cols, wt).reshape(x.shape[0], self.out_channels, h, w)
         else:
             y = nn.functional.conv2d(x, self.basis.reshape(-1, self.in_channels, k, k), padding=k // 2)
             y = y.reshape(x.shape[0], self.rank, self.out_channels, h, w)
@@ -187,15 +230,23 @@ class LocallyConnected2d(nn.Module):
         return out if self.bias is None else out + self.bias
 
     def kernels(self) -> torch.Tensor:
-        """All position kernels ``(C_out, C_in, k, k, H, W)`` (materialised: for tests and small layers)."""
+        """All position kernels ``(C_out, C_in, k, k, H, W)`` (materialised for the low-rank layer)."""
+        if self.rank is None:
+            return self.weight.reshape(*self.frame_size, *self.weight.shape[1:]).permute(2, 3, 4, 5, 0, 1)
+        return torch.einsum("roikl,rohw->oiklhw", self.basis, self.coef)
+
+    def position_kernels(self) -> torch.Tensor:
+        """All position kernels ``(H W, C_out, C_in, k, k)``, row-major positions (for the full layer this is
+        :attr:`weight` itself; materialised for the low-rank layer)."""
         if self.rank is None:
             return self.weight
-        return torch.einsum("roikl,rohw->oiklhw", self.basis, self.coef)
+        k = torch.einsum("roikl,rohw->hwoikl", self.basis, self.coef)
+        return k.reshape(-1, *k.shape[2:])
 
     def neighbour_penalty(self) -> torch.Tensor:
         """``sum_{p ~ q} ||W_p - W_q||^2 (+ ||b(p) - b(q)||^2)``; zero iff the layer is a convolution."""
         if self.rank is None:
-            pen = neighbour_difference_sq(self.weight)
+            pen = neighbour_difference_sq(self.kernels())
         else:
             gram = torch.einsum("roikl,soikl->ors", self.basis, self.basis)          # (C_out, R, R)
             pen = self.coef.new_zeros(())
@@ -208,7 +259,28 @@ class LocallyConnected2d(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"frame_size={self.frame_size}, rank={self.rank}")
+                f"frame_size={self.frame_size}, rank={self.rank}, bias={self.bias is not None}, "
+                f"weight_init={self.weight_init!r}")
+
+
+class LayerNet(Model):
+    """``layers`` modules applied to the stacked input frames with ReLU between them (not after the last)."""
+
+    def __init__(self, layers: list[nn.Module]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return relu_between(self.layers, frames_to_channels(x))
+
+
+def relu_between(layers, h: torch.Tensor) -> torch.Tensor:
+    """Apply ``layers`` in turn to ``h`` with a ReLU between consecutive layers (not after the last)."""
+    for i, layer in enumerate(layers):
+        h = layer(h)
+        if i < len(layers) - 1:
+            h = torch.relu(h)
+    return h
 
 
 class RelaxedConv2d(nn.Module):

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..symmetry import rotate_scalar
-from .common import MLP, ConvNet, Model, conv_stack, frames_to_channels
+from .common import MLP, ConvNet, LocallyConnected2d, Model, conv_stack, frames_to_channels, relu_between
 
 N_ROT = 4  # order of the cyclic group C4
 
@@ -100,6 +100,18 @@ def _finite_differences_l1(w: torch.Tensor, dims: tuple[int, int]) -> torch.Tens
     return total
 
 
+def _r2conv_stack(types: list, kernel_size: int):
+    """escnn ``SequentialModule`` of same-padded ``R2Conv`` layers ``types[i] -> types[i + 1]`` with an escnn
+    ``ReLU`` between consecutive layers (not after the last)."""
+    from escnn import nn as enn
+    mods = []
+    for i in range(len(types) - 1):
+        mods.append(enn.R2Conv(types[i], types[i + 1], kernel_size, padding=kernel_size // 2))
+        if i < len(types) - 2:
+            mods.append(enn.ReLU(types[i + 1]))
+    return enn.SequentialModule(*mods)
+
+
 # --------------------------------------------------------------------------------------------------------
 # escnn-based models: E2CNN, RPP, Combo, Lift
 # --------------------------------------------------------------------------------------------------------
@@ -112,7 +124,6 @@ class E2CNN(Model):
     def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int, frame_fix: bool = True,
                  extra_trivial: int = 0):
         super().__init__()
-        from escnn import nn as enn
         _check_kernel(kernel_size)
         if layers < 1:
             raise ValueError(f"layers must be at least 1, got {layers}")
@@ -120,12 +131,7 @@ class E2CNN(Model):
         self.in_type = _field_type(("vector", in_frames), ("trivial", extra_trivial))
         hid = _field_type(("regular", hidden))
         types = [self.in_type] + [hid] * (layers - 1) + [_field_type(("vector", 1))]
-        mods = []
-        for i in range(layers):
-            mods.append(enn.R2Conv(types[i], types[i + 1], kernel_size, padding=kernel_size // 2))
-            if i < layers - 1:
-                mods.append(enn.ReLU(types[i + 1]))
-        self.net = enn.SequentialModule(*mods)
+        self.net = _r2conv_stack(types, kernel_size)
 
     def backbone(self, channels: torch.Tensor) -> torch.Tensor:
         from escnn import nn as enn
@@ -175,7 +181,6 @@ class Combo(Model):
 
     def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int, plain_layers: int | None = None):
         super().__init__()
-        from escnn import nn as enn
         _check_kernel(kernel_size)
         n_plain = max(1, layers // 2) if plain_layers is None else int(plain_layers)
         n_equiv = layers - n_plain
@@ -185,12 +190,7 @@ class Combo(Model):
         self.plain = conv_stack(2 * in_frames, 4 * hidden, 4 * hidden, n_plain, kernel_size, final_activation=True)
         self.hid_type = _field_type(("regular", hidden))
         types = [self.hid_type] * n_equiv + [_field_type(("vector", 1))]
-        mods = []
-        for i in range(n_equiv):
-            mods.append(enn.R2Conv(types[i], types[i + 1], kernel_size, padding=kernel_size // 2))
-            if i < n_equiv - 1:
-                mods.append(enn.ReLU(types[i + 1]))
-        self.equiv = enn.SequentialModule(*mods)
+        self.equiv = _r2conv_stack(types, kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from escnn import nn as enn
@@ -477,12 +477,7 @@ class RSteer(Model):
             for a, b in zip(spec[:-1], spec[1:]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = frames_to_channels(to_escnn_frame(x))
-        for i, conv in enumerate(self.convs):
-            h = conv(h)
-            if i < len(self.convs) - 1:
-                h = F.relu(h)
-        return from_escnn_frame(h)
+        return from_escnn_frame(relu_between(self.convs, frames_to_channels(to_escnn_frame(x))))
 
     def regularizer(self) -> torch.Tensor:
         return self.alpha * sum(c.constraint() for c in self.convs)
@@ -502,26 +497,6 @@ def _rep_matrices(kind: str, count: int) -> torch.Tensor:
     else:
         raise ValueError(kind)
     return torch.stack([torch.block_diag(*[block[g]] * count) for g in range(N_ROT)])
-
-
-class LocallyConnected2d(nn.Module):
-    """Same-padded 2D layer with untied weights at every output position: ``(H*W, out, in, k, k)``."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, frame_size: tuple[int, int]):
-        super().__init__()
-        _check_kernel(kernel_size)
-        self.k, self.frame_size = kernel_size, tuple(int(s) for s in frame_size)
-        n = self.frame_size[0] * self.frame_size[1]
-        fan_in = in_channels * kernel_size ** 2
-        self.weight = nn.Parameter(torch.randn(n, out_channels, in_channels, kernel_size, kernel_size)
-                                   * math.sqrt(2.0 / fan_in))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.frame_size:
-            raise ValueError(f"locally connected layer built for {self.frame_size}, got {tuple(x.shape[-2:])}")
-        cols = F.unfold(x, self.k, padding=self.k // 2)                    # (B, in*k*k, H*W)
-        w = self.weight.reshape(self.weight.shape[0], self.weight.shape[1], -1)
-        return torch.einsum("bcl,loc->bol", cols, w).reshape(x.shape[0], -1, *self.frame_size)
 
 
 class CLCNN(Model):
@@ -545,7 +520,7 @@ class CLCNN(Model):
         self.hidden = n
         spec = [("vector", in_frames)] + [("regular", n)] * (layers - 1) + [("vector", 1)]
         dims = [2 * c if kind == "vector" else N_ROT * c for kind, c in spec]
-        self.layers = nn.ModuleList(LocallyConnected2d(a, b, kernel_size, frame_size)
+        self.layers = nn.ModuleList(LocallyConnected2d(a, b, kernel_size, frame_size, bias=False, weight_init="he")
                                     for a, b in zip(dims[:-1], dims[1:]))
         self.biases = nn.ParameterList(nn.Parameter(torch.zeros(n)) for _ in range(layers - 1))
         for i, (a, b) in enumerate(zip(spec[:-1], spec[1:])):
@@ -557,8 +532,8 @@ class CLCNN(Model):
     @staticmethod
     def count(in_frames, frame_size, n, layers, kernel_size) -> int:
         dims = [2 * in_frames] + [N_ROT * n] * (layers - 1) + [2]
-        hw = frame_size[0] * frame_size[1]
-        return sum(hw * a * b * kernel_size ** 2 for a, b in zip(dims[:-1], dims[1:])) + n * (layers - 1)
+        return sum(LocallyConnected2d.count(a, b, kernel_size, frame_size, bias=False)
+                   for a, b in zip(dims[:-1], dims[1:])) + n * (layers - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = frames_to_channels(x)
@@ -570,7 +545,7 @@ class CLCNN(Model):
 
     def rotated_kernels(self, i: int) -> torch.Tensor:
         """``(3, H*W, out, in, k, k)``: ``rho_out(g) K_x(R^-g y) rho_in(g)^-1`` for ``g = 1, 2, 3``."""
-        w = self.layers[i].weight
+        w = self.layers[i].position_kernels()
         flat = w.reshape(*w.shape[:3], -1)[..., self.rot_idx]               # (L, o, i, g, p)
         rot = torch.einsum("gab,lbcgp,gcd->gladp", getattr(self, f"rho_out{i}"), flat,
                            getattr(self, f"rho_in_inv{i}"))
@@ -579,7 +554,7 @@ class CLCNN(Model):
     def constraint(self) -> torch.Tensor:
         total = None
         for i, layer in enumerate(self.layers):
-            diff = self.rotated_kernels(i) - layer.weight[None]
+            diff = self.rotated_kernels(i) - layer.position_kernels()[None]
             term = torch.linalg.vector_norm(diff.flatten(3), dim=-1).sum()
             total = term if total is None else total + term
         return total

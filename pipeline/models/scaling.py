@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import ConvNet, MLP, Model, conv_stack, frames_to_channels
+from .common import MLP, ConvNet, LayerNet, LocallyConnected2d, Model, conv_stack, frames_to_channels
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 2.5)
 PARAMETER_BUDGET = 10 ** 7
@@ -364,35 +364,6 @@ class LiftExpansion(Model):
         return self.sesn(f, extra=self.encoder(f))
 
 
-class LocallyConnected2d(nn.Module):
-    """Same-padded locally connected layer: a separate ``k x k`` kernel (and bias) at every position."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, frame_size: tuple[int, int]):
-        super().__init__()
-        h, w = int(frame_size[0]), int(frame_size[1])
-        self.frame_size, self.k = (h, w), int(kernel_size)
-        self.cin, self.cout = in_channels, out_channels
-        fan_in = in_channels * kernel_size ** 2
-        self.weight = nn.Parameter(torch.randn(h * w, out_channels, fan_in) * math.sqrt(2.0 / fan_in))
-        self.bias = nn.Parameter(torch.zeros(out_channels, h, w))
-
-    def kernels(self) -> torch.Tensor:
-        """``(H*W, Cout, Cin, k, k)``."""
-        return self.weight.reshape(-1, self.cout, self.cin, self.k, self.k)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) != self.frame_size:
-            raise ValueError(f"locally connected layer built for frames {self.frame_size}, got {tuple(x.shape[-2:])}")
-        B = x.shape[0]
-        cols = F.unfold(x, self.k, padding=self.k // 2)  # (B, Cin*k*k, H*W)
-        out = torch.einsum("bfp,pof->bop", cols, self.weight)
-        return out.reshape(B, self.cout, *self.frame_size) + self.bias
-
-    @staticmethod
-    def count(in_channels: int, out_channels: int, kernel_size: int, frame_size: tuple[int, int]) -> int:
-        return frame_size[0] * frame_size[1] * out_channels * (in_channels * kernel_size ** 2 + 1)
-
-
 def rescaling_matrix(kernel_size: int, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
     """``(M, valid)``: ``(M @ vec(kappa))[y] = kappa(ratio * y)`` by bilinear interpolation on the kernel
     grid, for the offsets ``y != 0`` whose image ``ratio * y`` lies inside the kernel (``valid``)."""
@@ -419,20 +390,20 @@ def rescaling_matrix(kernel_size: int, ratio: float) -> tuple[torch.Tensor, torc
     return M, valid
 
 
-class CLCNN(Model):
+class CLCNN(LayerNet):
     """Locally connected net with a soft scale-equivariance loss on every position's kernels.
 
-    ``regularizer() = alpha * sum_layers sum_r sum |kappa(y) - r^2 kappa(r y)|`` over the ratios
+    ``layers`` full-rank :class:`common.LocallyConnected2d` layers (He-normal weights, zero per-position bias),
+    ReLU between. ``regularizer() = alpha * sum_layers sum_r sum |kappa(y) - r^2 kappa(r y)|`` over the ratios
     ``r = s_j / s_i > 1`` of the scale set and the valid offsets (see ``rescaling_matrix``).
     """
 
     def __init__(self, in_frames: int, frame_size: tuple[int, int], width: int, layers: int,
                  kernel_size: int, scales: Sequence[float] = DEFAULT_SCALES, alpha: float = 0.0):
-        super().__init__()
-        self.alpha = float(alpha)
         widths = [2 * in_frames] + [width] * (layers - 1) + [2]
-        self.layers = nn.ModuleList(LocallyConnected2d(widths[i], widths[i + 1], kernel_size, frame_size)
-                                    for i in range(layers))
+        super().__init__([LocallyConnected2d(widths[i], widths[i + 1], kernel_size, frame_size, weight_init="he")
+                          for i in range(layers)])
+        self.alpha = float(alpha)
         scales = sorted(float(s) for s in scales)
         ratios = sorted({round(b / a, 9) for i, a in enumerate(scales) for b in scales[i + 1:] if b / a > 1})
         mats, masks, kept = [], [], []
@@ -449,18 +420,10 @@ class CLCNN(Model):
         self.register_buffer("valid", torch.stack(masks) if masks else torch.zeros(0, k2, dtype=torch.bool),
                              persistent=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = frames_to_channels(x)
-        for i, layer in enumerate(self.layers):
-            h = layer(h)
-            if i < len(self.layers) - 1:
-                h = F.relu(h)
-        return h
-
     def scale_penalty(self) -> torch.Tensor:
         total = self.rescale.new_zeros(())
         for layer in self.layers:
-            kap = layer.kernels().flatten(-2)  # (P, Cout, Cin, k*k)
+            kap = layer.position_kernels().flatten(-2)  # (P, Cout, Cin, k*k)
             for M, valid in zip(self.rescale, self.valid):
                 diff = kap - torch.einsum("yz,pocz->pocy", M, kap)
                 total = total + diff[..., valid].abs().sum()

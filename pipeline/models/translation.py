@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .common import (MLP, Combo, ConvNet, Lift, LocallyConnected2d, Model, RelaxedConv2d, ResidualPathway,
-                     conv_stack, frames_to_channels)
+from .common import (MLP, Combo, ConvNet, LayerNet, Lift, LocallyConnected2d, RelaxedConv2d, ResidualPathway,
+                     conv_stack)
 
 
 def _widths(in_channels: int, hidden: int, out_channels: int, layers: int) -> list[int]:
@@ -37,23 +37,7 @@ def _frame(frame_size) -> tuple[int, int]:
     return h, w
 
 
-class _LayerNet(Model):
-    """``layers`` modules on the stacked frames with ReLU between them (not after the last)."""
-
-    def __init__(self, layers: list[nn.Module]):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = frames_to_channels(x)
-        for i, layer in enumerate(self.layers):
-            h = layer(h)
-            if i < len(self.layers) - 1:
-                h = torch.relu(h)
-        return h
-
-
-class RelaxedGroupConvNet(_LayerNet):
+class RelaxedGroupConvNet(LayerNet):
     """RGroup: ``layers`` relaxed group convolutions over translations (:class:`common.RelaxedConv2d`).
 
     Translation-equivariant at initialisation (equal relaxed weights). ``regularizer() = alpha * sum over
@@ -71,7 +55,7 @@ class RelaxedGroupConvNet(_LayerNet):
         return self.alpha * torch.stack([layer.penalty() for layer in self.layers]).sum()
 
 
-class LocallyConnectedNet(_LayerNet):
+class LocallyConnectedNet(LayerNet):
     """CLCNN: ``layers`` locally connected layers (:class:`common.LocallyConnected2d`, untied weights per
     position) with the soft equivariance loss ``alpha * sum_layers sum_{p~q} ||W_p - W_q||^2 + ||b_p - b_q||^2``
     over adjacent positions, zero iff every layer is a convolution. ``rank=None`` is a full locally connected
@@ -89,7 +73,7 @@ class LocallyConnectedNet(_LayerNet):
         return self.alpha * torch.stack([layer.neighbour_penalty() for layer in self.layers]).sum()
 
 
-class ResidualPathwayNet(_LayerNet):
+class ResidualPathwayNet(LayerNet):
     """Rpp (Finzi et al. 2021): every layer is ``conv(x) + LC(x)`` (:class:`common.ResidualPathway`): the
     convolution is the equivariant path, a low-rank locally connected layer (which contains convolutions)
     the non-equivariant one. ``regularizer() = alpha * sum_layers (||theta_LC||^2 + eq_scale ||theta_conv||^2)``,
@@ -120,7 +104,7 @@ class ComboNet(Combo):
         widths = _widths(2 * in_frames, hidden, 2, layers)
         front = [LocallyConnected2d(widths[i], widths[i + 1], kernel_size, frame_size, rank=rank)
                  for i in range(free_layers)]
-        super().__init__(nn.Sequential(_LayerNet(front), nn.ReLU()),
+        super().__init__(nn.Sequential(LayerNet(front), nn.ReLU()),
                          conv_stack(hidden, hidden, 2, layers - free_layers, kernel_size))
 
 

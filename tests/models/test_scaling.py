@@ -248,7 +248,7 @@ def test_clcnn_scale_penalty():
     kern = (1 + 0.3 * torch.cos(angle)) / norm ** 2  # homogeneous of degree -2 on the grid rays
     with torch.no_grad():
         for layer in model.layers:
-            layer.weight.copy_(kern.expand_as(layer.kernels()).reshape_as(layer.weight))
+            layer.weight.copy_(kern.expand_as(layer.position_kernels()).reshape_as(layer.weight))
     assert model.regularizer().item() < 1e-5
     torch.testing.assert_close(model.regularizer(), 0.5 * model.scale_penalty())
 

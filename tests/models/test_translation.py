@@ -127,6 +127,55 @@ def test_locally_connected_layer(rank):
     assert err > 1e-3 * scale
 
 
+@pytest.mark.parametrize("rank", [None, 2])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("weight_init", ["uniform", "he"])
+def test_locally_connected_layer_options(rank, bias, weight_init):
+    """The one LocallyConnected2d of all three families: ``position_kernels()`` ``(H W, o, i, k, k)`` is
+    ``kernels()`` ``(o, i, k, k, H, W)`` position-major; the forward pass matches the kernels with or without
+    bias; ``count`` is the parameter count; ``he`` starts with a zero bias; ``tied`` is a convolution."""
+    size = (5, 6)
+    x = torch.randn(2, 3, *size, dtype=torch.float64)
+    lc = LocallyConnected2d(3, 4, 3, size, rank=rank, bias=bias, weight_init=weight_init).double()
+    assert count_parameters(lc) == LocallyConnected2d.count(3, 4, 3, size, rank=rank, bias=bias)
+    k, pk = lc.kernels(), lc.position_kernels()
+    assert pk.shape == (30, 4, 3, 3, 3)
+    torch.testing.assert_close(pk, k.permute(4, 5, 0, 1, 2, 3).reshape(30, 4, 3, 3, 3))
+    if rank is None:
+        assert pk is lc.weight
+    xp = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    ref = torch.zeros(2, 4, *size, dtype=torch.float64)
+    for py in range(size[0]):
+        for px in range(size[1]):
+            patch = xp[:, :, py:py + 3, px:px + 3]
+            ref[:, :, py, px] = torch.einsum("bikl,oikl->bo", patch, pk[py * size[1] + px])
+    if bias:
+        ref = ref + lc.bias
+        if weight_init == "he":
+            assert float(lc.bias.detach().abs().sum()) == 0.0
+    else:
+        assert lc.bias is None
+    torch.testing.assert_close(lc(x), ref)
+    tied = LocallyConnected2d(3, 4, 3, size, rank=rank, bias=bias, weight_init=weight_init, init="tied").double()
+    conv_bias = tied.bias[:, 0, 0] if bias else None
+    ref = torch.nn.functional.conv2d(x, tied.kernels()[..., 0, 0], conv_bias, padding=1)
+    torch.testing.assert_close(tied(x), ref)
+    assert float(tied.neighbour_penalty().detach()) == pytest.approx(0.0, abs=1e-20)
+    with pytest.raises(ValueError, match="odd"):
+        LocallyConnected2d(3, 4, 2, size)
+
+
+def test_locally_connected_loads_pre_unification_checkpoints():
+    """Full weights saved as (o, i, k, k, H, W) (old translation layer) or (H W, o, i k k) (old scaling layer)."""
+    size = (4, 5)
+    lc = LocallyConnected2d(3, 2, 3, size)
+    x = torch.randn(2, 3, *size)
+    for legacy in (lc.kernels().detach().clone(), lc.weight.detach().reshape(20, 2, 27).clone()):
+        fresh = LocallyConnected2d(3, 2, 3, size)
+        fresh.load_state_dict({"weight": legacy, "bias": lc.bias.detach()})
+        torch.testing.assert_close(fresh(x), lc(x))
+
+
 # --- every model: shape, finiteness, regulariser, training ----------------------------------------------------
 
 @pytest.mark.parametrize("name", ALL)
