@@ -205,17 +205,6 @@ class LocallyConnected2d(nn.Module):
         n = hw * kernel if rank is None else rank * (kernel + out_channels * hw)
         return n + (out_channels * hw if bias else 0)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # Checkpoints written before the three families shared this layer stored the full weight as
-        # (C_out, C_in, k, k, H, W) (translation) or (H W, C_out, C_in k k) (scaling): same numbers, other layout.
-        key = prefix + "weight"
-        old = state_dict.get(key)
-        if self.rank is None and old is not None and old.ndim in (3, 6) and old.numel() == self.weight.numel():
-            if old.ndim == 6:
-                old = old.permute(4, 5, 0, 1, 2, 3)
-            state_dict[key] = old.reshape(self.weight.shape).contiguous()
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_frame(x, self.frame_size, "LocallyConnected2d")
         k, (h, w) = self.kernel_size, self.frame_size

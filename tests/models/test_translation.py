@@ -165,17 +165,6 @@ def test_locally_connected_layer_options(rank, bias, weight_init):
         LocallyConnected2d(3, 4, 2, size)
 
 
-def test_locally_connected_loads_pre_unification_checkpoints():
-    """Full weights saved as (o, i, k, k, H, W) (old translation layer) or (H W, o, i k k) (old scaling layer)."""
-    size = (4, 5)
-    lc = LocallyConnected2d(3, 2, 3, size)
-    x = torch.randn(2, 3, *size)
-    for legacy in (lc.kernels().detach().clone(), lc.weight.detach().reshape(20, 2, 27).clone()):
-        fresh = LocallyConnected2d(3, 2, 3, size)
-        fresh.load_state_dict({"weight": legacy, "bias": lc.bias.detach()})
-        torch.testing.assert_close(fresh(x), lc(x))
-
-
 # --- every model: shape, finiteness, regulariser, training ----------------------------------------------------
 
 @pytest.mark.parametrize("name", ALL)
