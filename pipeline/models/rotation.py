@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +45,9 @@ def to_escnn_frame(x: torch.Tensor) -> torch.Tensor:
 
 
 from_escnn_frame = to_escnn_frame  # the reflection is an involution
+
+# escnn warns on import that py3nj is missing; py3nj serves only 3-D groups and install.sh leaves it out.
+warnings.filterwarnings("ignore", message=".*py3nj.*", category=UserWarning)
 
 
 @functools.lru_cache(maxsize=None)
