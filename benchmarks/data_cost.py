@@ -1,7 +1,8 @@
 """Estimate the core-hours of generating every dataset of a config, from timed steps of each grid size.
 
-Times ``--steps`` steps of one batch per (family, grid) on one thread, then extrapolates to the config's
-step counts: ``python benchmarks/data_cost.py config.yaml``.
+Times one batch per (family, grid) on one thread for ``--steps`` and for twice as many steps, and extrapolates
+the difference (the steady cost of a step, without tracing and TorchScript's first profiling runs) to the
+config's step counts: ``python benchmarks/data_cost.py config.yaml``.
 """
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ def main() -> None:
             for i in shard:
                 by_grid.setdefault(sims[i].plume.grid, []).append(sims[i].plume)
             for grid, batch in by_grid.items():
-                simulate(batch, 1)  # trace
-                t = time.perf_counter()
+                t0 = time.perf_counter()
                 simulate(batch, args.steps)
-                seconds += (time.perf_counter() - t) / args.steps * steps
+                t1 = time.perf_counter()
+                simulate(batch, 2 * args.steps)
+                t2 = time.perf_counter()
+                per_step = max((t2 - t1) - (t1 - t0), 0.0) / args.steps
+                seconds += (t1 - t0) + per_step * (steps - args.steps)
         total += seconds
         print(f"{family:>12}: {len(sims):3d} sims x {steps} steps ~ {seconds / 60:6.1f} core-minutes")
     print(f"{'total':>12}: ~ {total / 3600:.2f} core-hours")
