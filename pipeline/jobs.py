@@ -45,6 +45,12 @@ def _family_frames(family: str, config: dict, shard_files: list[str]) -> np.ndar
     return out
 
 
+def _provenance(config: dict, family: str) -> dict:
+    """The config sections that produced a family's stores (kept in their attributes)."""
+    data = config["data"]
+    return {"data": {k: data[k] for k in ("grid", "inflow_radius", family)}, "windows": config["windows"][family]}
+
+
 def assemble_dataset(family: str, config: dict, shard_files: list[str], output: str) -> None:
     """Write the zarr store of a family from its shard files."""
     data = config["data"]
@@ -54,7 +60,7 @@ def assemble_dataset(family: str, config: dict, shard_files: list[str], output: 
     datasets.write_store(output, velocity, {
         "dataset": family, "family": family, "first_frame": first,
         "sims": [s.metadata() for s in sims],
-        "config": {"data": {k: data[k] for k in ("grid", "inflow_radius", family)}, "windows": config["windows"][family]},
+        "config": _provenance(config, family),
     }, chunk_frames=data["chunk_frames"])
     log.info("wrote %s %s", output, velocity.shape)
 
@@ -72,8 +78,7 @@ def build_equivariance_level(level: int, config: dict, shard_files: list[str], o
     datasets.write_store(output, velocity, {
         "dataset": f"equivariance_{level}", "family": "equivariance", "level": level, "members": members,
         "data_equivariance_error": error, "first_frame": first, "sims": sims,
-        "config": {"data": {k: data[k] for k in ("grid", "inflow_radius", "equivariance")},
-                   "windows": config["windows"]["equivariance"]},
+        "config": _provenance(config, "equivariance"),
     }, chunk_frames=data["chunk_frames"])
     log.info("wrote %s level %d, data equivariance error %.6f", output, level, error)
 

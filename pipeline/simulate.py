@@ -60,6 +60,18 @@ class Plume:
                 "buoyancy": list(self.buoyancy), "velocity_dt": self.velocity_dt, "label": self.label}
 
 
+def _with_walls(vx: np.ndarray, vy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interior faces ``(..., H, W-1)``, ``(..., H-1, W)`` padded with the zero wall faces."""
+    return (np.pad(vx, [(0, 0)] * (vx.ndim - 1) + [(1, 1)]),
+            np.pad(vy, [(0, 0)] * (vy.ndim - 2) + [(1, 1), (0, 0)]))
+
+
+def divergence(vx: np.ndarray, vy: np.ndarray, dx: float) -> np.ndarray:
+    """Cell divergence of a staggered velocity given by its interior faces (zero walls)."""
+    px, py = _with_walls(vx, vy)
+    return (np.diff(px, axis=-1) + np.diff(py, axis=-2)) / dx
+
+
 def project_dct(vx: np.ndarray, vy: np.ndarray, dx: float) -> tuple[np.ndarray, np.ndarray]:
     """Make a staggered velocity in a closed box divergence-free.
 
@@ -67,13 +79,10 @@ def project_dct(vx: np.ndarray, vy: np.ndarray, dx: float) -> tuple[np.ndarray, 
     zero). Solves ``lap p = div u`` with Neumann walls by DCT-II and returns ``u - grad p`` on the faces.
     """
     h, w = vx.shape[-2], vy.shape[-1]
-    pad_x = [(0, 0)] * (vx.ndim - 1) + [(1, 1)]
-    pad_y = [(0, 0)] * (vy.ndim - 2) + [(1, 1), (0, 0)]
-    div = (np.diff(np.pad(vx, pad_x), axis=-1) + np.diff(np.pad(vy, pad_y), axis=-2)) / dx
     eig = ((2 * np.cos(np.pi * np.arange(h) / h) - 2)[:, None]
            + (2 * np.cos(np.pi * np.arange(w) / w) - 2)[None, :]) / dx ** 2
     eig[0, 0] = 1.0  # the constant mode: pressure is defined up to a constant, set its mean to zero
-    p_hat = scipy.fft.dctn(div, type=2, axes=(-2, -1), norm="ortho") / eig
+    p_hat = scipy.fft.dctn(divergence(vx, vy, dx), type=2, axes=(-2, -1), norm="ortho") / eig
     p_hat[..., 0, 0] = 0.0
     p = scipy.fft.idctn(p_hat, type=2, axes=(-2, -1), norm="ortho")
     return vx - np.diff(p, axis=-1) / dx, vy - np.diff(p, axis=-2) / dx
@@ -81,17 +90,8 @@ def project_dct(vx: np.ndarray, vy: np.ndarray, dx: float) -> tuple[np.ndarray, 
 
 def faces_to_centres(vx: np.ndarray, vy: np.ndarray) -> np.ndarray:
     """Interior faces ``(..., H, W-1)``, ``(..., H-1, W)`` -> cell-centred ``(..., 2, H, W)`` (zero walls)."""
-    pad_x = [(0, 0)] * (vx.ndim - 1) + [(1, 1)]
-    pad_y = [(0, 0)] * (vy.ndim - 2) + [(1, 1), (0, 0)]
-    px, py = np.pad(vx, pad_x), np.pad(vy, pad_y)
+    px, py = _with_walls(vx, vy)
     return np.stack((0.5 * (px[..., :-1] + px[..., 1:]), 0.5 * (py[..., :-1, :] + py[..., 1:, :])), axis=-3)
-
-
-def divergence(vx: np.ndarray, vy: np.ndarray, dx: float) -> np.ndarray:
-    """Cell divergence of a staggered velocity given by its interior faces (zero walls)."""
-    pad_x = [(0, 0)] * (vx.ndim - 1) + [(1, 1)]
-    pad_y = [(0, 0)] * (vy.ndim - 2) + [(1, 1), (0, 0)]
-    return (np.diff(np.pad(vx, pad_x), axis=-1) + np.diff(np.pad(vy, pad_y), axis=-2)) / dx
 
 
 def _check_batch(plumes: Sequence[Plume]) -> Plume:
