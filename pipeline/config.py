@@ -50,6 +50,9 @@ def _check_semantics(config: dict) -> None:
         if not first < last <= cfg["steps"]:
             raise ConfigError(f"config['data'][{family!r}]: frames {first}..{last - 1} must lie within the "
                               f"{cfg['steps']} simulated steps")
+        if "error_frames" in cfg and not first <= cfg["error_frames"][0] <= cfg["error_frames"][1] < last:
+            raise ConfigError(f"config['data'][{family!r}]['error_frames']: {cfg['error_frames']} must be a range "
+                              f"[first, last] within the stored frames {first}..{last - 1}")
         w = config["windows"][family]
         for split in ("train", "valid", "test_future", "test_domain"):
             if split not in w:

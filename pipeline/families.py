@@ -3,7 +3,9 @@
 ``family_sims(family, data_config)`` lists the sims of a family, ``shard_indices`` splits them into jobs,
 ``simulate_shard`` runs one job and returns the frames as they are stored. The families:
 
-* ``translation``: inflow on a grid of positions, buoyancy 0.1 left of the centre line and 0.2 right of it;
+* ``translation``: inflow on a grid of positions; the buoyancy is a field over space, the same for every sim:
+  ``(0, 0.1)`` on the cells left of the vertical centre line and ``(0, 0.2)`` right of it, so a plume's force
+  depends on where its smoke is (the paper's two sub-domains; PROTOCOL.md);
 * ``rotation``: sim ``k`` has its inflow on side ``j = (k-1) mod 4`` (bottom, right, top, left: each a quarter
   turn counter-clockwise from the previous), buoyancy ``k`` times the side's unit pointing inwards, scaled
   by 0.01 (0.011 on side 2, the deliberate symmetry break);
@@ -38,10 +40,16 @@ class Sim:
         return {"index": self.index, "role": self.role, **self.params, **self.plume.as_dict()}
 
 
-def _plume(cfg: dict, grid: int, domain: float, inflow, radius: float, buoyancy, dt: float, label: str) -> Plume:
-    return Plume(grid=int(grid), domain=float(domain), inflow=(float(inflow[0]), float(inflow[1])),
-                 radius=float(radius), buoyancy=(float(buoyancy[0]), float(buoyancy[1])),
-                 velocity_dt=float(dt), label=label)
+def _vector(v) -> tuple[float, float]:
+    return float(v[0]), float(v[1])
+
+
+def _plume(cfg: dict, grid: int, domain: float, inflow, radius: float, buoyancy, dt: float, label: str,
+           buoyancy_right=None, split_x=None) -> Plume:
+    return Plume(grid=int(grid), domain=float(domain), inflow=_vector(inflow), radius=float(radius),
+                 buoyancy=_vector(buoyancy), velocity_dt=float(dt), label=label,
+                 buoyancy_right=None if buoyancy_right is None else _vector(buoyancy_right),
+                 split_x=None if split_x is None else float(split_x))
 
 
 def family_sims(family: str, data: dict) -> list[Sim]:
@@ -53,11 +61,12 @@ def family_sims(family: str, data: dict) -> list[Sim]:
     sims: list[Sim] = []
     if family == "translation":
         held = {tuple(t) for t in cfg["test_domain"]}
+        left, right = (0.0, cfg["buoyancy"][0]), (0.0, cfg["buoyancy"][1])
         for x in cfg["inflow_x"]:
             for y in cfg["inflow_y"]:
-                b = cfg["buoyancy"][0] if x < size / 2 else cfg["buoyancy"][1]
                 label = f"translation sim {len(sims)} (inflow x={x}, y={y})"
-                sims.append(Sim(len(sims), _plume(cfg, grid, size, (x, y), radius, (0.0, b), cfg["velocity_dt"], label),
+                sims.append(Sim(len(sims), _plume(cfg, grid, size, (x, y), radius, left, cfg["velocity_dt"], label,
+                                                  buoyancy_right=right, split_x=size / 2),
                                 TEST_DOMAIN if (x, y) in held else TRAIN, {"inflow_x": x, "inflow_y": y}))
     elif family == "rotation":
         held = {tuple(t) for t in cfg["test_domain"]}

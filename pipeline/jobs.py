@@ -70,14 +70,16 @@ def build_equivariance_level(level: int, config: dict, shard_files: list[str], o
     data = config["data"]
     base = _family_frames("equivariance", config, shard_files)
     indices = equivariance_base_indices(data["equivariance"]["levels"])
-    velocity, error = datasets.equivariance_level(base, indices, level)
+    first, _ = frame_range(data["equivariance"])
+    error_first, error_last = data["equivariance"]["error_frames"]
+    velocity, error = datasets.equivariance_level(base, indices, level, slice(error_first - first, error_last - first + 1))
     members = [1 + j * level for j in range(4)]
     by_base = {s.index: s for s in family_sims("equivariance", data)}
     sims = [{**by_base[m].metadata(), "index": j, "rotation_quarter_turns": j} for j, m in enumerate(members)]
-    first, _ = frame_range(data["equivariance"])
     datasets.write_store(output, velocity, {
         "dataset": f"equivariance_{level}", "family": "equivariance", "level": level, "members": members,
-        "data_equivariance_error": error, "first_frame": first, "sims": sims,
+        "data_equivariance_error": error, "error_frames": [error_first, error_last], "first_frame": first,
+        "sims": sims,
         "config": _provenance(config, "equivariance"),
     }, chunk_frames=data["chunk_frames"])
     log.info("wrote %s level %d, data equivariance error %.6f", output, level, error)

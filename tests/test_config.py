@@ -29,6 +29,8 @@ def test_shipped_configs_are_valid(name):
     (lambda c: c["data"]["equivariance"].update(last_frame=70), r"config\['data'\]\['equivariance'\]: frames 10..70 must lie within the 61 simulated steps"),
     (lambda c: c["windows"].update(rotation={**c["windows"]["rotation"], "test_future": [200, 300]}),
      r"config\['windows'\]\['rotation'\]\['test_future'\]: window starts up to 299 need 331 frames but rotation stores 309"),
+    (lambda c: c["data"]["equivariance"].update(error_frames=[5, 58]),
+     r"config\['data'\]\['equivariance'\]\['error_frames'\]: \[5, 58\] must be a range \[first, last\] within the stored frames 10..59"),
     (lambda c: c["data"].pop("translation"), r"config\['data'\]: 'translation' is a required property"),
 ])
 def test_errors_name_the_key(edit, message):
