@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import datasets, metrics
+from . import datasets, metrics, numerics
 from .models import count_parameters
 
 log = logging.getLogger("pipeline")
@@ -122,6 +122,7 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
     """
     from .train import family_of, resolve_device, symmetry_of
 
+    numerics_state = numerics.configure("fp32", deterministic=True)
     device = resolve_device(config, device)
     family = family_of(dataset_name)
     wcfg = config["windows"][family]
@@ -134,6 +135,9 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
         "dataset": dataset_name, "model": saved["name"], "seed": saved["seed"], "symmetry": saved["symmetry"],
         "alpha": saved["hyperparameters"].get("alpha"), "parameters": count_parameters(model),
         "best_epoch": saved["best_epoch"], "epochs_run": saved["epochs_run"], "rollout_steps": steps,
+        "training_precision": saved["training"].get("precision", "fp32"),
+        "training_deterministic": saved["training"].get("deterministic", True),
+        "evaluation_numerics": numerics_state, "device": str(device),
     }
     valid = Samples(frames, datasets.split_windows(ds, "valid", wcfg, steps))
     out["valid_rmse"], out["valid_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, valid, batch))

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import torch
 
-from . import datasets
+from . import datasets, numerics
 from .evaluate import Samples, frames_tensor, rollout, rollout_mse_per_step, split_rmse
 
 log = logging.getLogger("pipeline")
 
-TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length")
+TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length", "precision", "deterministic")
 LOG_COLUMNS = ("epoch", "train_rmse", "valid_rmse", "lr", "seconds")
 FAMILIES = ("translation", "rotation", "scaling", "equivariance")
 PARAMETER_BUDGET = 10 ** 7  # every model of the paper has fewer trainable parameters
@@ -66,6 +66,8 @@ class Settings:
     decay: float
     weight_decay: float
     out_length: int
+    precision: str = "fp32"      # pipeline.numerics.PRECISIONS
+    deterministic: bool = True
 
 
 def settings(config: dict, dataset: str, model: str, alpha: float | None = None) -> tuple[Settings, dict]:
@@ -187,7 +189,8 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
         for lo in range(0, n, config.batch):
             idx = order[lo:lo + config.batch]
             x, y = train.get(idx)
-            loss, data = batch_loss(model, x, y)
+            with numerics.autocast(config.precision, device):
+                loss, data = batch_loss(model, x, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{run}: non-finite training loss ({loss.item()}) at epoch {epoch}, "
                                          f"batch {lo // config.batch + 1}; lower the learning rate or alpha")
@@ -245,9 +248,10 @@ def train_run(config: dict, dataset_name: str, store: str, model_name: str, seed
     from .models import build, count_parameters
 
     run = f"{dataset_name}/{model_name}/seed{seed}" + ("" if alpha is None else f"/alpha{alpha:g}")
+    train_cfg, hp = settings(config, dataset_name, model_name, alpha)
+    numerics.configure(train_cfg.precision, train_cfg.deterministic)
     device = resolve_device(config, device)
     family = family_of(dataset_name)
-    train_cfg, hp = settings(config, dataset_name, model_name, alpha)
     wcfg = config["windows"][family]
     ds = datasets.load(store)
     if ds.attrs.get("dataset") != dataset_name:
