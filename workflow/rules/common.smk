@@ -62,6 +62,7 @@ TABLES = [
     "results/tables/equivariance.csv",
     *expand("results/tables/rollout_{dataset}.csv", dataset=FAMILY_DATASETS),
     "results/tables/alpha_sweep.csv",
+    "results/tables/models.csv",
 ]
 
 

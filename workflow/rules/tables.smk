@@ -79,3 +79,26 @@ rule alpha_sweep_table:
         "../../envs/training.yaml"
     script:
         "../scripts/tables.py"
+
+
+rule models_table:
+    output:
+        report("results/tables/models.csv", caption="../report/models.rst", category="Tables"),
+    log:
+        "results/logs/tables/models.log",
+    benchmark:
+        "results/benchmarks/tables/models.tsv"
+    threads: RESOURCES["threads"]
+    resources:
+        mem_mb=RESOURCES["mem_mb"],
+        runtime=120,
+    params:
+        # what the rows depend on: the models, their settings, the input length and the frame size
+        models=config["models"],
+        training={k: config["training"][k] for k in ("defaults", "datasets", "models", "override")},
+        input_length={f: w["input_length"] for f, w in config["windows"].items() if f != "default"},
+        grid=config["data"]["grid"],
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/models_table.py"
