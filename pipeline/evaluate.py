@@ -88,6 +88,24 @@ def rollout_mse_per_step(model: torch.nn.Module, samples: Samples, batch: int, s
     return total / n
 
 
+@torch.no_grad()
+def benchmark_scores(model: torch.nn.Module, samples: Samples, batch: int, prefix: str, steps: int | None = None,
+                     threshold: float = metrics.CORRELATION_THRESHOLD) -> dict:
+    """``{prefix}_{name}`` entries of :func:`pipeline.metrics.summarise_rollout` over the whole split: VRMSE,
+    nRMSE, correlation (per step and over the rollout), correlation time and RMSE per spectral band. Each per-step
+    score is a mean over samples, so the batch-size weighted mean of the batches' scores is the split's."""
+    steps = steps or samples.out_length
+    total, n = {}, 0
+    for x, y in samples.batches(batch):
+        for name, v in metrics.rollout_scores_per_step(rollout(model, x, steps), y[:, :steps]).items():
+            total[name] = total.get(name, 0.0) + v * x.shape[0]
+        n += x.shape[0]
+    if n == 0:
+        raise ValueError("benchmark_scores: the split has no samples")
+    summary = metrics.summarise_rollout({name: v / n for name, v in total.items()}, threshold)
+    return {f"{prefix}_{name}": v for name, v in summary.items()}
+
+
 def split_rmse(mse_per_step: torch.Tensor) -> tuple[float, list[float]]:
     """``(rmse over all steps, [rmse of each step])`` from per-step MSEs."""
     return math.sqrt(float(mse_per_step.mean())), [math.sqrt(float(v)) for v in mse_per_step]
@@ -118,7 +136,8 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
 
     Family datasets: RMSE over the ``windows["rollout"]``-step rollout of both test splits, overall and per step.
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
-    equivariance levels): the model equivariance error on the validation inputs.
+    equivariance levels): the model equivariance error on the validation inputs. Beside each split's RMSE, the
+    benchmark metrics of :func:`benchmark_scores` (correlation time at ``evaluation.correlation_threshold``).
     """
     from .train import family_of, resolve_device, symmetry_of
 
@@ -139,12 +158,15 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
         "training_deterministic": saved["training"].get("deterministic", True),
         "evaluation_numerics": numerics_state, "device": str(device),
     }
+    threshold = config.get("evaluation", {}).get("correlation_threshold", metrics.CORRELATION_THRESHOLD)
     valid = Samples(frames, datasets.split_windows(ds, "valid", wcfg, steps))
     out["valid_rmse"], out["valid_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, valid, batch))
+    out.update(benchmark_scores(model, valid, batch, "valid", threshold=threshold))
     for split in TEST_SPLITS:
         if split in wcfg:
             samples = Samples(frames, datasets.split_windows(ds, split, wcfg))
             out[f"{split}_rmse"], out[f"{split}_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, samples, batch))
+            out.update(benchmark_scores(model, samples, batch, split, threshold=threshold))
     if symmetry_of(dataset_name) == "rotation":
         out["equivariance_error"] = mean_rotation_equivariance_error(model, valid, batch)
     if family == "equivariance":
