@@ -12,6 +12,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/learn.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
@@ -20,3 +21,4 @@ rule all:
         "results/data/equivariance_levels.csv",
         TABLES,
         FIGURES,
+        ANALYSIS,
