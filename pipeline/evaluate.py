@@ -3,9 +3,10 @@ in-memory sample windows, and the metrics of a trained run (``metrics.json``).
 
 A model maps ``(B, L, 2, H, W)`` input frames to the next frame; :func:`rollout` feeds each prediction back
 as the newest input frame. RMSE of a split (PROTOCOL.md) is over every rolled-out step, sample, component and
-pixel; it is assembled from :func:`pipeline.metrics.rmse_per_step` over batches. Every sample and step has the
-same number of elements, so the batch-size weighted mean of squared per-step RMSEs is the per-step MSE of the
-whole split, and the mean over steps of that is its MSE: the result equals ``metrics.rmse`` on the whole split.
+pixel; it is assembled from per-step MSEs over batches (:func:`rollout_mse_per_step` in training,
+:func:`split_scores` in evaluation). Every sample and step has the same number of elements, so the batch-size
+weighted mean of per-step MSEs is the per-step MSE of the whole split, and the mean over steps of that is its MSE:
+the result equals ``metrics.rmse`` on the whole split.
 """
 from __future__ import annotations
 
@@ -89,11 +90,12 @@ def rollout_mse_per_step(model: torch.nn.Module, samples: Samples, batch: int, s
 
 
 @torch.no_grad()
-def benchmark_scores(model: torch.nn.Module, samples: Samples, batch: int, prefix: str, steps: int | None = None,
-                     threshold: float = metrics.CORRELATION_THRESHOLD) -> dict:
-    """``{prefix}_{name}`` entries of :func:`pipeline.metrics.summarise_rollout` over the whole split: VRMSE,
-    nRMSE, correlation (per step and over the rollout), correlation time and RMSE per spectral band. Each per-step
-    score is a mean over samples, so the batch-size weighted mean of the batches' scores is the split's."""
+def split_scores(model: torch.nn.Module, samples: Samples, batch: int, prefix: str, steps: int | None = None,
+                 threshold: float = metrics.CORRELATION_THRESHOLD) -> dict:
+    """Every metric of a split from one rollout of its samples, as ``{prefix}_{name}`` entries: the RMSE (overall
+    and per step, as :func:`split_rmse`) and the benchmark metrics of :func:`pipeline.metrics.summarise_rollout`
+    (VRMSE, nRMSE, correlation per step and over the rollout, correlation time, RMSE per spectral band). Each
+    per-step score is a mean over samples, so the batch-size weighted mean of the batches' scores is the split's."""
     steps = steps or samples.out_length
     total, n = {}, 0
     for x, y in samples.batches(batch):
@@ -101,9 +103,11 @@ def benchmark_scores(model: torch.nn.Module, samples: Samples, batch: int, prefi
             total[name] = total.get(name, 0.0) + v * x.shape[0]
         n += x.shape[0]
     if n == 0:
-        raise ValueError("benchmark_scores: the split has no samples")
-    summary = metrics.summarise_rollout({name: v / n for name, v in total.items()}, threshold)
-    return {f"{prefix}_{name}": v for name, v in summary.items()}
+        raise ValueError("split_scores: the split has no samples")
+    scores = {name: v / n for name, v in total.items()}
+    rmse, rmse_per_step = split_rmse(scores["mse"])
+    out = {"rmse": rmse, "rmse_per_step": rmse_per_step, **metrics.summarise_rollout(scores, threshold)}
+    return {f"{prefix}_{name}": v for name, v in out.items()}
 
 
 def split_rmse(mse_per_step: torch.Tensor) -> tuple[float, list[float]]:
@@ -136,8 +140,9 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
 
     Family datasets: RMSE over the ``windows["rollout"]``-step rollout of both test splits, overall and per step.
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
-    equivariance levels): the model equivariance error on the validation inputs. Beside each split's RMSE, the
-    benchmark metrics of :func:`benchmark_scores` (correlation time at ``evaluation.correlation_threshold``).
+    equivariance levels): the model equivariance error on the validation inputs. Beside each split's RMSE, from the
+    same rollout, the benchmark metrics of :func:`split_scores` (correlation time at
+    ``evaluation.correlation_threshold``).
     """
     from .train import family_of, resolve_device, symmetry_of
 
@@ -160,13 +165,11 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
     }
     threshold = config.get("evaluation", {}).get("correlation_threshold", metrics.CORRELATION_THRESHOLD)
     valid = Samples(frames, datasets.split_windows(ds, "valid", wcfg, steps))
-    out["valid_rmse"], out["valid_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, valid, batch))
-    out.update(benchmark_scores(model, valid, batch, "valid", threshold=threshold))
+    out.update(split_scores(model, valid, batch, "valid", threshold=threshold))
     for split in TEST_SPLITS:
         if split in wcfg:
             samples = Samples(frames, datasets.split_windows(ds, split, wcfg))
-            out[f"{split}_rmse"], out[f"{split}_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, samples, batch))
-            out.update(benchmark_scores(model, samples, batch, split, threshold=threshold))
+            out.update(split_scores(model, samples, batch, split, threshold=threshold))
     if symmetry_of(dataset_name) == "rotation":
         out["equivariance_error"] = mean_rotation_equivariance_error(model, valid, batch)
     if family == "equivariance":

@@ -43,16 +43,19 @@ def test_split_rmse_equals_rmse_of_the_whole_split(tmp_path):
     assert per_step == pytest.approx(metrics.rmse_per_step(pred, torch.from_numpy(ys)).tolist(), rel=1e-5)
 
 
-def test_benchmark_scores_of_a_split_do_not_depend_on_the_batch(tmp_path):
+def test_split_scores_do_not_depend_on_the_batch_and_match_the_rmse(tmp_path):
     ds = datasets.load(write_synthetic_store(tmp_path / "translation.zarr"))
     windows = datasets.split_windows(ds, "test_domain", {"offset": 0, "input_length": 2, "rollout": 3,
                                                           "train": [0, 8], "valid": [8, 11], "test_domain": [0, 7]})
     samples = evaluate.Samples(evaluate.frames_tensor(ds, "cpu"), windows)
-    by3 = evaluate.benchmark_scores(AddOne(), samples, 3, "test_domain")
-    whole = evaluate.benchmark_scores(AddOne(), samples, len(samples), "test_domain")
+    by3 = evaluate.split_scores(AddOne(), samples, 3, "test_domain")
+    whole = evaluate.split_scores(AddOne(), samples, len(samples), "test_domain")
     assert by3.keys() == whole.keys() and "test_domain_correlation_time" in by3
     for k, v in whole.items():
         assert by3[k] == pytest.approx(v, rel=1e-5)
+    rmse, per_step = evaluate.split_rmse(evaluate.rollout_mse_per_step(AddOne(), samples, batch=3))
+    assert by3["test_domain_rmse"] == pytest.approx(rmse, rel=1e-6)
+    assert by3["test_domain_rmse_per_step"] == pytest.approx(per_step, rel=1e-6)
     xs, ys = datasets.window_arrays(ds, windows)
     with torch.no_grad():
         pred = evaluate.rollout(AddOne(), torch.from_numpy(xs), 3)
