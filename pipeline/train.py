@@ -114,8 +114,9 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
             log.warning("%s: %s belongs to other settings; starting afresh", run, checkpoint)
 
     n = len(train)
-    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=run, file=sys.stderr, disable=not progress,
-               dynamic_ncols=True, unit="epoch")
+    # disable=None: a bar only on a terminal; jobs run side by side share one log, where the epoch lines suffice
+    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=run, file=sys.stderr,
+               disable=None if progress else True, dynamic_ncols=True, unit="epoch")
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
         epoch = state["epoch"] + 1
         start = time.perf_counter()

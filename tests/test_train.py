@@ -219,3 +219,10 @@ def test_checkpoint_of_other_settings_is_not_resumed(store, tmp_path):
     torch.save({"fingerprint": {"run": "other"}}, tmp_path / "r" / "checkpoint.pt")
     _, rows = _run(tiny_config(epochs=2), store, tmp_path / "r")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
+
+
+def test_no_progress_bar_off_a_terminal(capsys):
+    """A job's stderr is its log file, shared with nothing that redraws: tqdm draws only on a terminal."""
+    tr, va, _ = samples()
+    train.fit(conv(), tr, va, settings(epochs=1), seed=0, run="synthetic", progress=True)
+    assert "synthetic:" not in capsys.readouterr().err
