@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalogue import (FAMILIES, TEST_DOMAIN, TRAIN, equivariance_base_indices, equivariance_level_members,  # noqa: F401
-                        frame_range, shard_indices)
+from .catalogue import (FAMILIES, TEST_DOMAIN, TRAIN, equivariance_base_indices,  # noqa: F401 (re-exported)
+                        equivariance_level_members, frame_range, shard_indices)
 from .simulate import Plume, simulate
 from .symmetry import downscale, rotate_point, rotate_vector
 
