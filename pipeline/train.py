@@ -114,7 +114,8 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
             log.warning("%s: %s belongs to other settings; starting afresh", run, checkpoint)
 
     n = len(train)
-    # disable=None: a bar only on a terminal; jobs run side by side share one log, where the epoch lines suffice
+    # disable=None: a bar only when stderr is a terminal; in a log file (a SLURM job's, a redirected run's) each
+    # redraw would be a new line among other jobs' lines, and the epoch lines below carry the same numbers
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc=run, file=sys.stderr,
                disable=None if progress else True, dynamic_ncols=True, unit="epoch")
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
