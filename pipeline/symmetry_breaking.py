@@ -110,7 +110,7 @@ def analyse(model: torch.nn.Module) -> list[dict]:
 
 def analyse_run(model_path: str | os.PathLike, metrics_path: str | os.PathLike) -> list[dict]:
     """Rows of :data:`COLUMNS` for one trained run (its ``model.pt`` and ``metrics.json``)."""
-    from .evaluate import load_model
+    from .rollout import load_model
     model, _ = load_model(model_path, "cpu")
     with open(metrics_path) as fh:
         m = json.load(fh)

@@ -1,4 +1,4 @@
-"""Rollout and the contents of metrics.json."""
+"""The contents of metrics.json."""
 from __future__ import annotations
 
 import json
@@ -6,59 +6,29 @@ import math
 
 import pytest
 import torch
+from test_rollout import AddOne
 from test_train import tiny_config, write_synthetic_store
 
-from pipeline import datasets, evaluate, metrics, train
-from pipeline.models.common import Model
-
-
-class AddOne(Model):
-    def __init__(self):
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.ones(()))
-
-    def forward(self, x):
-        return self.w * x[:, -1] + 1.0
-
-
-def test_rollout_feeds_predictions_back():
-    x = torch.zeros(2, 3, 2, 4, 4)
-    x[:, -1] = 5.0
-    out = evaluate.rollout(AddOne(), x, 4)
-    assert out.shape == (2, 4, 2, 4, 4)
-    assert [float(out[0, k, 0, 0, 0].detach()) for k in range(4)] == [6.0, 7.0, 8.0, 9.0]
-
-
-def test_split_rmse_equals_rmse_of_the_whole_split(tmp_path):
-    ds = datasets.load(write_synthetic_store(tmp_path / "translation.zarr"))
-    windows = datasets.split_windows(ds, "test_domain", {"offset": 0, "input_length": 2, "rollout": 3,
-                                                          "train": [0, 8], "valid": [8, 11], "test_domain": [0, 7]})
-    samples = evaluate.Samples(evaluate.frames_tensor(ds, "cpu"), windows)
-    model = AddOne()
-    total, per_step = evaluate.split_rmse(evaluate.rollout_mse_per_step(model, samples, batch=3))
-    xs, ys = datasets.window_arrays(ds, windows)
-    with torch.no_grad():
-        pred = evaluate.rollout(model, torch.from_numpy(xs), 3)
-    assert total == pytest.approx(float(metrics.rmse(pred, torch.from_numpy(ys))), rel=1e-5)
-    assert per_step == pytest.approx(metrics.rmse_per_step(pred, torch.from_numpy(ys)).tolist(), rel=1e-5)
+from pipeline import datasets, evaluate, metrics, runs, train
+from pipeline.rollout import Samples, frames_tensor, rollout, rollout_mse_per_step, split_rmse
 
 
 def test_split_scores_do_not_depend_on_the_batch_and_match_the_rmse(tmp_path):
     ds = datasets.load(write_synthetic_store(tmp_path / "translation.zarr"))
     windows = datasets.split_windows(ds, "test_domain", {"offset": 0, "input_length": 2, "rollout": 3,
                                                           "train": [0, 8], "valid": [8, 11], "test_domain": [0, 7]})
-    samples = evaluate.Samples(evaluate.frames_tensor(ds, "cpu"), windows)
+    samples = Samples(frames_tensor(ds, "cpu"), windows)
     by3 = evaluate.split_scores(AddOne(), samples, 3, "test_domain")
     whole = evaluate.split_scores(AddOne(), samples, len(samples), "test_domain")
     assert by3.keys() == whole.keys() and "test_domain_correlation_time" in by3
     for k, v in whole.items():
         assert by3[k] == pytest.approx(v, rel=1e-5)
-    rmse, per_step = evaluate.split_rmse(evaluate.rollout_mse_per_step(AddOne(), samples, batch=3))
+    rmse, per_step = split_rmse(rollout_mse_per_step(AddOne(), samples, batch=3))
     assert by3["test_domain_rmse"] == pytest.approx(rmse, rel=1e-6)
     assert by3["test_domain_rmse_per_step"] == pytest.approx(per_step, rel=1e-6)
     xs, ys = datasets.window_arrays(ds, windows)
     with torch.no_grad():
-        pred = evaluate.rollout(AddOne(), torch.from_numpy(xs), 3)
+        pred = rollout(AddOne(), torch.from_numpy(xs), 3)
     assert whole["test_domain_vrmse"] == pytest.approx(float(metrics.vrmse_per_step(pred, torch.from_numpy(ys)).mean()),
                                                        rel=1e-5)
 
@@ -68,8 +38,9 @@ def _trained(tmp_path, dataset, model="conv", **store_attrs):
     roles = ("train",) * 4 if dataset.startswith("equivariance") else ("train", "train", "test_domain")
     store = write_synthetic_store(tmp_path / f"{dataset}.zarr", dataset, roles, **store_attrs)
     run = tmp_path / "run"
-    train.train_run(cfg, dataset, store, model, 0, str(run), progress=False)
-    out = evaluate.evaluate_run(cfg, dataset, store, str(run / "model.pt"), str(run / "metrics.json"))
+    train.train_run(runs.train_params(cfg, dataset, model), dataset, store, model, 0, str(run), progress=False)
+    out = evaluate.evaluate_run(runs.evaluate_params(cfg, dataset), dataset, store, str(run / "model.pt"),
+                                str(run / "metrics.json"))
     assert json.loads((run / "metrics.json").read_text()) == out
     return cfg, out
 
