@@ -489,7 +489,7 @@ def plot_symmetry_breaking(df: pd.DataFrame):
         ax.set_title(model_label(model, "equivariance"))
         ax.set_xlabel(f"Data equivariance error ({VELOCITY_UNIT})")
         ax.set_ylim(bottom=0)
-        ax.legend(loc="upper left", title="Layer (Spearman ρ)")
+        ax.legend(loc="lower right", title="Layer (Spearman ρ)")
     axes[0, 0].set_ylabel("Relaxed weights' departure\nfrom equivariance ||w - Pw|| / ||w||")
     return fig
 
