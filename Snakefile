@@ -1,5 +1,5 @@
 # Approximately equivariant networks for imperfectly symmetric dynamics (Wang, Walters, Yu, ICML 2022):
-# simulations -> zarr datasets -> training -> evaluation -> tables and figures.
+# simulations -> zarr datasets -> hyper-parameter search -> training -> evaluation -> tables and figures.
 from snakemake.utils import min_version
 
 min_version("8.0")
@@ -10,6 +10,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/learn.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
@@ -18,5 +19,6 @@ rule all:
     input:
         DATASETS_ALL,
         "results/data/equivariance_levels.csv",
+        TUNING_OUTPUTS,
         TABLES,
         FIGURES,

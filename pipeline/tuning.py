@@ -366,8 +366,10 @@ def hyperparameters_table(drawn: list[dict], results: list[dict], selections: li
                          "status": r["reason"], "chosen": False, "parameters": r["parameters"],
                          "valid_rmse": None, "seconds": None, "epochs_run": None, "best_epoch": None, **r["tuned"]})
     df = pd.DataFrame(rows)
-    for col in ("trial", "draw", "parameters", "epochs_run", "best_epoch"):
-        df[col] = df[col].astype("Int64")
+    settings = {k for row in rows for k in row} - {"dataset", "model", "status", "chosen", "valid_rmse", "seconds"}
+    for col in settings:  # integer columns stay integers where a blank (a model without the setting) is present
+        if all(isinstance(row.get(col), (int, type(None))) for row in rows):
+            df[col] = df[col].astype("Int64")
     return df.sort_values(["dataset", "model", "trial", "draw"], na_position="last").reset_index(drop=True)
 
 

@@ -32,7 +32,9 @@ import re
 
 from dataclasses import asdict
 
-from pipeline.train import alpha_tag, family_of, settings as run_settings
+import yaml
+
+from pipeline.train import TRAINING_KEYS, alpha_tag, family_of, settings as run_settings
 
 SEEDS = config["seeds"]
 SWEEP = config["alpha_sweep"]
@@ -42,11 +44,41 @@ RUN = "results/runs/{dataset}/{model}/seed{seed}"
 SWEEP_RUN = "results/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}"
 
 
-def train_params(wildcards, alpha=None):
+# (dataset, model) pairs whose final runs take the settings of the hyper-parameter search (tune.smk)
+TUNED_FAMILIES = ["translation", "rotation", "scaling"]
+TUNED = [(d, m) for d in TUNED_FAMILIES for m in config["tuning"]["models"][d]]
+
+
+def selection_input(wildcards):
+    """best.yaml of a tuned (dataset, model), an input of its runs. Asked of the checkpoint, so that Snakemake
+    decides whether a run is to rerun only once the selection exists; ancient, so that it reruns when the settings
+    it holds change (train_params), not when the file is rewritten."""
+    if (wildcards.dataset, wildcards.model) not in TUNED:
+        return []
+    return ancient(checkpoints.tune_select.get(dataset=wildcards.dataset, model=wildcards.model).output[0])
+
+
+def selected_settings(wildcards):
+    """The searched settings chosen for a tuned (dataset, model) (its best.yaml), else none."""
+    if (wildcards.dataset, wildcards.model) not in TUNED:
+        return {}
+    path = checkpoints.tune_select.get(dataset=wildcards.dataset, model=wildcards.model).output[0]
+    with open(path) as fh:
+        return yaml.safe_load(fh)["settings"]
+
+
+def train_params(wildcards, alpha=None, tuned=True):
     """Everything a training run depends on besides its data and code, as rule params, so that a config change
-    reruns exactly the runs it affects."""
-    train, hyper = run_settings(config, wildcards.dataset, wildcards.model, alpha)
-    return {"training": asdict(train), "model": hyper, "windows": config["windows"][family_of(wildcards.dataset)]}
+    reruns exactly the runs it affects; the training script trains with exactly these settings.
+
+    Resolved from config['training'] (defaults < datasets < models < override), then, for a tuned (dataset, model)
+    unless ``tuned`` is false, the selection's searched settings over those, then a sweep's ``alpha``."""
+    train, hyper = run_settings(config, wildcards.dataset, wildcards.model)
+    settings = {**asdict(train), **hyper, **(selected_settings(wildcards) if tuned else {})}
+    if alpha is not None:
+        settings["alpha"] = float(alpha)
+    training = {k: settings.pop(k) for k in TRAINING_KEYS}
+    return {"training": training, "model": settings, "windows": config["windows"][family_of(wildcards.dataset)]}
 
 
 def run_metrics(datasets):

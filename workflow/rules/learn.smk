@@ -7,6 +7,7 @@ RESOURCES = config["training"]["resources"]
 rule train:
     input:
         "results/data/{dataset}.zarr",
+        selection=selection_input,
     output:
         model=f"{RUN}/model.pt",
         log_csv=f"{RUN}/log.csv",

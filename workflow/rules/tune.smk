@@ -1,0 +1,120 @@
+# Hyper-parameter search (pipeline/tuning.py, config.yaml: tuning): per tuned (dataset, model), a draw of the
+# trials, one training job per trial (validation split only), and a selection, best.yaml, that the model's final
+# runs read (common.smk: train_params). `snakemake tune_all` runs the search alone.
+# Both the draw and the selection are checkpoints: their files are read when the DAG is built (the trial's settings,
+# the selection's), so a trial or a final run reruns when its own settings change and only then (their inputs are
+# ancient(): a rewritten file with the same settings reruns nothing).
+
+TUNE = "results/tuning/{dataset}/{model}"
+TRIAL_INDICES = list(range(config["tuning"]["trials"]))
+TUNING_TABLES = ["results/tables/hyperparameters.csv", "results/figures/tuning.png"] if TUNED else []
+TUNING_OUTPUTS = [f"{TUNE}/best.yaml".format(dataset=d, model=m) for d, m in TUNED] + TUNING_TABLES
+
+
+def trials_input(wildcards):
+    """trials.yaml of the trial's (dataset, model), asked of the checkpoint (see selection_input in common.smk)."""
+    return ancient(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0])
+
+
+def trial_params(wildcards):
+    """The trial's entry of trials.yaml (settings, parameter count), and what else its training depends on."""
+    with open(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0]) as fh:
+        trial = yaml.safe_load(fh)["trials"][int(wildcards.trial)]
+    return {"trial": trial, "seed": config["tuning"]["seed"], "windows": config["windows"][family_of(wildcards.dataset)]}
+
+
+wildcard_constraints:
+    trial="|".join(map(str, TRIAL_INDICES)),
+
+
+checkpoint tune_draw:
+    input:
+        "results/data/{dataset}.zarr",
+    output:
+        f"{TUNE}/trials.yaml",
+    params:
+        settings=lambda wc: train_params(wc, tuned=False),
+        tuning={k: config["tuning"][k] for k in ("trials", "seed", "max_draws", "budget", "space")},
+    wildcard_constraints:
+        dataset="|".join(TUNED_FAMILIES),
+    log:
+        "results/logs/tune/{dataset}/{model}/draw.log",
+    threads: 1
+    resources:
+        mem_mb=RESOURCES["mem_mb"],
+        runtime=60,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tune_draw.py"
+
+
+rule tune_trial:
+    input:
+        store="results/data/{dataset}.zarr",
+        trials=trials_input,
+    output:
+        f"{TUNE}/trial{{trial}}/result.json",
+    params:
+        run=trial_params,
+    wildcard_constraints:
+        dataset="|".join(TUNED_FAMILIES),
+    log:
+        "results/logs/tune/{dataset}/{model}/trial{trial}.log",
+    benchmark:
+        "results/benchmarks/tune/{dataset}/{model}/trial{trial}.tsv"
+    threads: RESOURCES["threads"]
+    resources:
+        mem_mb=RESOURCES["mem_mb"],
+        runtime=RESOURCES["runtime"],
+        gpu=RESOURCES["gpu"],
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tune_trial.py"
+
+
+checkpoint tune_select:
+    input:
+        lambda wc: expand(f"{TUNE}/trial{{trial}}/result.json", **wc, trial=TRIAL_INDICES),
+    output:
+        f"{TUNE}/best.yaml",
+    wildcard_constraints:
+        dataset="|".join(TUNED_FAMILIES),
+    log:
+        "results/logs/tune/{dataset}/{model}/select.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tune_select.py"
+
+
+rule tune_table:
+    input:
+        trials=[f"{TUNE}/trials.yaml".format(dataset=d, model=m) for d, m in TUNED],
+        results=[f"{TUNE}/trial{t}/result.json".format(dataset=d, model=m, t=t) for d, m in TUNED for t in TRIAL_INDICES],
+        selections=[f"{TUNE}/best.yaml".format(dataset=d, model=m) for d, m in TUNED],
+    output:
+        csv=report("results/tables/hyperparameters.csv", caption="../report/hyperparameters.rst", category="Tables"),
+        png=report("results/figures/tuning.png", caption="../report/tuning.rst", category="Figures"),
+    params:
+        dpi=config["figures"]["dpi"],
+    log:
+        "results/logs/tune/table.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/tune_table.py"
+
+
+rule tune_all:
+    input:
+        TUNING_OUTPUTS,

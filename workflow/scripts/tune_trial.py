@@ -1,0 +1,13 @@
+import os
+import sys
+
+sys.path.insert(0, snakemake.scriptdir + "/../..")
+import torch  # noqa: E402
+
+from pipeline import jobs, tuning  # noqa: E402
+
+jobs.setup_logging(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+wc = snakemake.wildcards
+tuning.run_trial(snakemake.config, wc.dataset, snakemake.input.store, wc.model, snakemake.params.run["trial"],
+                 out_dir=os.path.dirname(snakemake.output[0]), output=snakemake.output[0])
