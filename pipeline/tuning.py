@@ -144,7 +144,7 @@ def parameter_count(model: str, symmetry: str, hyperparameters: dict) -> int:
     try:
         with torch.device("meta"):
             return count_parameters(build(model, symmetry, **hyperparameters))
-    except NotImplementedError:  # "Cannot copy out of meta tensor": escnn
+    except (NotImplementedError, RuntimeError):  # escnn: "Cannot copy out of meta tensor", "... not on ... meta"
         pass
     hidden = int(hyperparameters["hidden"])
     if hidden > 5:
