@@ -1,31 +1,9 @@
 # Hyper-parameter search (pipeline/tuning.py, config.yaml: tuning): per tuned (dataset, model), a draw of the
 # trials, one training job per trial (validation split only), and a selection, best.yaml, that the model's final
 # runs read (common.smk: train_params). `snakemake tune_all` runs the search alone.
-# Both the draw and the selection are checkpoints: their files are read when the DAG is built (the trial's settings,
-# the selection's), so a trial or a final run reruns when its own settings change and only then (their inputs are
-# ancient(): a rewritten file with the same settings reruns nothing).
-
-TUNE = "results/tuning/{dataset}/{model}"
-TRIAL_INDICES = list(range(config["tuning"]["trials"]))
-TUNING_TABLES = ["results/tables/hyperparameters.csv", "results/figures/tuning.png"] if TUNED else []
-TUNING_OUTPUTS = [f"{TUNE}/best.yaml".format(dataset=d, model=m) for d, m in TUNED] + TUNING_TABLES
-
-
-def trials_input(wildcards):
-    """trials.yaml of the trial's (dataset, model), asked of the checkpoint (see selection_input in common.smk)."""
-    return ancient(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0])
-
-
-def trial_params(wildcards):
-    """The trial's entry of trials.yaml (settings, parameter count), and what else its training depends on."""
-    with open(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0]) as fh:
-        trial = yaml.safe_load(fh)["trials"][int(wildcards.trial)]
-    return {"trial": trial, "seed": config["tuning"]["seed"], "windows": config["windows"][family_of(wildcards.dataset)]}
-
-
-wildcard_constraints:
-    trial="|".join(map(str, TRIAL_INDICES)),
-
+# Both the draw and the selection are checkpoints: their files are read when the DAG is built (common.smk:
+# trial_params, train_params), so a trial or a final run reruns when its own settings change and only then (their
+# inputs are ancient(): a rewritten file with the same settings reruns nothing).
 
 checkpoint tune_draw:
     input:
