@@ -1,10 +1,17 @@
 """Config validation: the JSON schema (workflow/schemas/config.schema.yaml) plus the checks a schema
-cannot express (windows that fit in the simulated frames, held-out tasks that exist)."""
+cannot express (windows that fit in the simulated frames, held-out tasks that exist, model names).
+
+Snakemake runs it when it builds the DAG, so it imports only the standard library, yaml and jsonschema (both
+Snakemake's own dependencies) and the light modules ``catalogue``, ``runs`` and the ``models`` name list."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
+
+from .catalogue import TEST_DOMAIN, TRAIN, frame_range, sim_keys, sim_roles, task_key
+from .models import names
+from .runs import symmetry_of
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -43,8 +50,6 @@ def validate(config: dict) -> dict:
 
 
 def _check_semantics(config: dict) -> None:
-    from .families import family_sims, frame_range
-
     data = config["data"]
     for family in ("translation", "rotation", "scaling", "equivariance"):
         cfg = data[family]
@@ -52,6 +57,9 @@ def _check_semantics(config: dict) -> None:
         if not first < last <= cfg["steps"]:
             raise ConfigError(f"config['data'][{family!r}]: frames {first}..{last - 1} must lie within the "
                               f"{cfg['steps']} simulated steps")
+        if "error_frames" in cfg and not first <= cfg["error_frames"][0] <= cfg["error_frames"][1] < last:
+            raise ConfigError(f"config['data'][{family!r}]['error_frames']: {cfg['error_frames']} must be a range "
+                              f"[first, last] within the stored frames {first}..{last - 1}")
         w = config["windows"][family]
         for split in ("train", "valid", "test_future", "test_domain"):
             if split not in w:
@@ -64,27 +72,19 @@ def _check_semantics(config: dict) -> None:
             if need > last - first:
                 raise ConfigError(f"config['windows'][{family!r}][{split!r}]: window starts up to {hi - 1} need "
                                   f"{need} frames but {family} stores {last - first} (first_frame..last frame)")
-    sims = {f: family_sims(f, data) for f in ("translation", "rotation", "scaling")}
-    known = {
-        "translation": {(s.params["inflow_x"], s.params["inflow_y"]) for s in sims["translation"]},
-        "rotation": {(s.params["k"], s.params["side"]) for s in sims["rotation"]},
-        "scaling": set(range(len(sims["scaling"]))),
-    }
-    for family, keys in known.items():
+    for family in ("translation", "rotation", "scaling"):
+        keys = {task_key(family, i, key) for i, key in enumerate(sim_keys(family, data))}
         for i, task in enumerate(data[family]["test_domain"]):
             key = tuple(task) if isinstance(task, list) else task
             if key not in keys:
                 raise ConfigError(f"config['data'][{family!r}]['test_domain'][{i}]: {task} is not a sim of the family")
-        roles = [s.role for s in sims[family]]
-        if "train" not in roles or "test_domain" not in roles:
+        roles = sim_roles(family, data)
+        if TRAIN not in roles or TEST_DOMAIN not in roles:
             raise ConfigError(f"config['data'][{family!r}]: needs both train and held-out (test_domain) sims")
 
 
 def _check_models(config: dict) -> None:
     """Every model named in ``models`` and ``alpha_sweep`` exists for its dataset's symmetry."""
-    from .models import names
-    from .train import symmetry_of
-
     wanted = [(f"config['models'][{f!r}]", symmetry_of(f if f != "equivariance" else "equivariance_0"), m)
               for f, ms in config["models"].items() for m in ms]
     sweep = config["alpha_sweep"]

@@ -3,7 +3,9 @@
 ``family_sims(family, data_config)`` lists the sims of a family, ``shard_indices`` splits them into jobs,
 ``simulate_shard`` runs one job and returns the frames as they are stored. The families:
 
-* ``translation``: inflow on a grid of positions, buoyancy 0.1 left of the centre line and 0.2 right of it;
+* ``translation``: inflow on a grid of positions; the buoyancy is a field over space, the same for every sim:
+  ``(0, 0.1)`` on the cells left of the vertical centre line and ``(0, 0.2)`` right of it, so a plume's force
+  depends on where its smoke is (the paper's two sub-domains; PROTOCOL.md);
 * ``rotation``: sim ``k`` has its inflow on side ``j = (k-1) mod 4`` (bottom, right, top, left: each a quarter
   turn counter-clockwise from the previous), buoyancy ``k`` times the side's unit pointing inwards, scaled
   by 0.01 (0.011 on side 2, the deliberate symmetry break);
@@ -18,11 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .catalogue import (FAMILIES, TEST_DOMAIN, TRAIN, equivariance_base_indices,  # noqa: F401 (re-exported)
+                        equivariance_level_members, frame_range, shard_indices)
 from .simulate import Plume, simulate
 from .symmetry import downscale, rotate_point, rotate_vector
-
-FAMILIES = ("translation", "rotation", "scaling", "equivariance")
-TRAIN, TEST_DOMAIN = "train", "test_domain"
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,16 @@ class Sim:
         return {"index": self.index, "role": self.role, **self.params, **self.plume.as_dict()}
 
 
-def _plume(cfg: dict, grid: int, domain: float, inflow, radius: float, buoyancy, dt: float, label: str) -> Plume:
-    return Plume(grid=int(grid), domain=float(domain), inflow=(float(inflow[0]), float(inflow[1])),
-                 radius=float(radius), buoyancy=(float(buoyancy[0]), float(buoyancy[1])),
-                 velocity_dt=float(dt), label=label)
+def _vector(v) -> tuple[float, float]:
+    return float(v[0]), float(v[1])
+
+
+def _plume(cfg: dict, grid: int, domain: float, inflow, radius: float, buoyancy, dt: float, label: str,
+           buoyancy_right=None, split_x=None) -> Plume:
+    return Plume(grid=int(grid), domain=float(domain), inflow=_vector(inflow), radius=float(radius),
+                 buoyancy=_vector(buoyancy), velocity_dt=float(dt), label=label,
+                 buoyancy_right=None if buoyancy_right is None else _vector(buoyancy_right),
+                 split_x=None if split_x is None else float(split_x))
 
 
 def family_sims(family: str, data: dict) -> list[Sim]:
@@ -53,11 +60,12 @@ def family_sims(family: str, data: dict) -> list[Sim]:
     sims: list[Sim] = []
     if family == "translation":
         held = {tuple(t) for t in cfg["test_domain"]}
+        left, right = (0.0, cfg["buoyancy"][0]), (0.0, cfg["buoyancy"][1])
         for x in cfg["inflow_x"]:
             for y in cfg["inflow_y"]:
-                b = cfg["buoyancy"][0] if x < size / 2 else cfg["buoyancy"][1]
                 label = f"translation sim {len(sims)} (inflow x={x}, y={y})"
-                sims.append(Sim(len(sims), _plume(cfg, grid, size, (x, y), radius, (0.0, b), cfg["velocity_dt"], label),
+                sims.append(Sim(len(sims), _plume(cfg, grid, size, (x, y), radius, left, cfg["velocity_dt"], label,
+                                                  buoyancy_right=right, split_x=size / 2),
                                 TEST_DOMAIN if (x, y) in held else TRAIN, {"inflow_x": x, "inflow_y": y}))
     elif family == "rotation":
         held = {tuple(t) for t in cfg["test_domain"]}
@@ -84,29 +92,6 @@ def family_sims(family: str, data: dict) -> list[Sim]:
                                       (0.0, cfg["buoyancy_step"] * (i + 1)), cfg["velocity_dt"], label),
                             TRAIN, {"base": i}))
     return sims
-
-
-def equivariance_level_members(level: int) -> tuple[int, int, int, int]:
-    """Base sims of level ``n``: ``(1, 1+n, 1+2n, 1+3n)``, rotated by 0, 1, 2, 3 quarter turns."""
-    return tuple(1 + j * level for j in range(4))
-
-
-def equivariance_base_indices(levels: int) -> list[int]:
-    """Every base sim that one of the levels ``0 .. levels-1`` uses, sorted."""
-    return sorted({i for n in range(levels) for i in equivariance_level_members(n)})
-
-
-def shard_indices(n_sims: int, sims_per_job: int) -> list[list[int]]:
-    """Split ``n_sims`` into jobs of at most ``sims_per_job`` sims, interleaved so that jobs of the
-    scaling family (whose cost grows with the sim index) get a similar share of large grids."""
-    n_jobs = max(1, -(-n_sims // int(sims_per_job)))
-    return [list(range(j, n_sims, n_jobs)) for j in range(n_jobs)]
-
-
-def frame_range(cfg: dict) -> tuple[int, int]:
-    """Stored frames ``[first, last)`` of a family section (frame ``t`` is the state after step ``t+1``)."""
-    last = int(cfg.get("last_frame", int(cfg["steps"]) - 1)) + 1
-    return int(cfg["first_frame"]), last
 
 
 def simulate_shard(family: str, data: dict, indices: list[int], method: str = "fast") -> np.ndarray:

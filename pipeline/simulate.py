@@ -5,7 +5,9 @@ One step, as in the paper's data-generation notebook (PROTOCOL.md):
 1. smoke (centred grid, zero-gradient boundary) is advected with MacCormack (dt = 1), then the inflow (a
    solid sphere of value 1 sampled on the grid) is added;
 2. velocity (staggered grid, zero boundary: closed box) is advected semi-Lagrangian with ``velocity_dt``,
-   and the buoyancy ``smoke * b`` resampled to the staggered grid is added;
+   and the buoyancy ``smoke * b`` resampled to the staggered grid is added. ``b`` is a field over space:
+   uniform, or (translation family) one vector on the cells left of a vertical line and another on the
+   cells right of it, so the force depends on where the smoke is, not where it came from;
 3. the velocity is made divergence-free (pressure projection).
 
 Advection and buoyancy are PhiFlow's own code. The pressure projection is where the time goes: PhiFlow's
@@ -51,13 +53,32 @@ class Plume:
     domain: float                  # side length of the square domain [0, domain]^2
     inflow: tuple[float, float]    # inflow sphere centre (x, y)
     radius: float                  # inflow sphere radius
-    buoyancy: tuple[float, float]  # buoyancy vector b: force smoke * b
+    buoyancy: tuple[float, float]  # buoyancy vector b (force smoke * b); left of split_x when that is set
     velocity_dt: float             # time step of the velocity advection
     label: str = ""                # names the sim in error messages
+    buoyancy_right: tuple[float, float] | None = None  # b on the cells whose centre x >= split_x
+    split_x: float | None = None   # the vertical line splitting the domain into two buoyancy regions
+
+    def __post_init__(self):
+        if (self.buoyancy_right is None) != (self.split_x is None):
+            raise ValueError(f"Plume {self.label or ''}: buoyancy_right and split_x go together; got "
+                             f"buoyancy_right={self.buoyancy_right}, split_x={self.split_x}")
+
+    def buoyancy_field(self) -> np.ndarray:
+        """``b`` at the cell centres, ``(W, H, 2)`` indexed ``[x, y]`` (PhiFlow's order), ``(bx, by)``."""
+        b = np.empty((self.grid, self.grid, 2))
+        b[...] = self.buoyancy
+        if self.split_x is not None:
+            x = (np.arange(self.grid) + 0.5) * self.domain / self.grid
+            b[x >= self.split_x] = self.buoyancy_right
+        return b
 
     def as_dict(self) -> dict:
-        return {"grid": self.grid, "domain": self.domain, "inflow": list(self.inflow), "radius": self.radius,
-                "buoyancy": list(self.buoyancy), "velocity_dt": self.velocity_dt, "label": self.label}
+        out = {"grid": self.grid, "domain": self.domain, "inflow": list(self.inflow), "radius": self.radius,
+               "buoyancy": list(self.buoyancy), "velocity_dt": self.velocity_dt, "label": self.label}
+        if self.split_x is not None:
+            out.update(buoyancy_right=list(self.buoyancy_right), split_x=self.split_x)
+        return out
 
 
 def _with_walls(vx: np.ndarray, vy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,7 +154,8 @@ def simulate(plumes: Sequence[Plume], steps: int, method: str = "fast", return_f
         bounds = flow.Box(x=size, y=size)
         centre = _tensor([p.inflow for p in plumes], sims, math.channel(vector="x,y"))
         radius = _tensor([p.radius for p in plumes], sims)
-        buoyancy = _tensor([p.buoyancy for p in plumes], sims, math.channel(vector="x,y"))
+        buoyancy = _tensor([p.buoyancy_field() for p in plumes], sims, math.spatial("x,y"),
+                           math.channel(vector="x,y"))
         inflow = flow.CenteredGrid(flow.Sphere(center=centre, radius=radius), flow.ZERO_GRADIENT,
                                    x=n, y=n, bounds=bounds)
         smoke0 = flow.CenteredGrid(0, flow.ZERO_GRADIENT, x=n, y=n, bounds=bounds)

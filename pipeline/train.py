@@ -10,8 +10,8 @@
   optimiser, scheduler, RNG states and the best weights, so a killed run restarted from it ends exactly as
   an uninterrupted one.
 
-Settings of a run come from the config (``training``: defaults < datasets[family] < models[family][model] <
-override, see config.yaml); :func:`settings` splits them into training settings and model hyper-parameters.
+Settings of a run are resolved from the config by ``pipeline.runs.train_params``: the training rules' params,
+which :func:`train_run` takes.
 """
 from __future__ import annotations
 
@@ -28,76 +28,15 @@ from pathlib import Path
 
 import torch
 
-from . import datasets
-from .evaluate import Samples, frames_tensor, rollout, rollout_mse_per_step, split_rmse
+from . import datasets, numerics
+from .models import build, count_parameters
+from .rollout import Samples, frames_tensor, resolve_device, rollout, rollout_mse_per_step, split_rmse
+from .runs import Settings, symmetry_of
 
 log = logging.getLogger("pipeline")
 
-TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length")
 LOG_COLUMNS = ("epoch", "train_rmse", "valid_rmse", "lr", "seconds")
-FAMILIES = ("translation", "rotation", "scaling", "equivariance")
 PARAMETER_BUDGET = 10 ** 7  # every model of the paper has fewer trainable parameters
-
-
-# --- configuration -----------------------------------------------------------------------------------------
-
-def family_of(dataset: str) -> str:
-    """``equivariance_3`` -> ``equivariance``; the three families name their own dataset."""
-    family = "equivariance" if dataset.startswith("equivariance_") else dataset
-    if family not in FAMILIES:
-        raise ValueError(f"unknown dataset {dataset!r}; expected translation, rotation, scaling or equivariance_<n>")
-    return family
-
-
-def symmetry_of(dataset: str) -> str:
-    """The symmetry whose models a dataset trains: the equivariance levels are C4 (rotation) data."""
-    family = family_of(dataset)
-    return "rotation" if family == "equivariance" else family
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Training settings of a run (PROTOCOL.md)."""
-
-    epochs: int
-    patience: int
-    batch: int
-    lr: float
-    decay: float
-    weight_decay: float
-    out_length: int
-
-
-def settings(config: dict, dataset: str, model: str, alpha: float | None = None) -> tuple[Settings, dict]:
-    """``(training settings, model hyper-parameters)`` of a run; ``alpha`` overrides the config's (sweeps)."""
-    family = family_of(dataset)
-    tcfg = config["training"]
-    layers = [tcfg["defaults"], tcfg["datasets"].get(family, {}), tcfg["models"].get(family, {}).get(model, {}),
-              tcfg["override"]]
-    merged, options = {}, {}
-    for layer in layers:
-        layer = dict(layer or {})
-        options.update(layer.pop("options", None) or {})
-        merged.update(layer)
-    if alpha is not None:
-        merged["alpha"] = float(alpha)
-    train = Settings(**{k: merged.pop(k) for k in TRAINING_KEYS})
-    return train, {**merged, **options}
-
-
-def alpha_tag(alpha: float) -> str:
-    """How an alpha of the sweep appears in paths: ``1e-06``, ``0.0001``, ``0``."""
-    return f"{float(alpha):g}"
-
-
-def resolve_device(config: dict | None = None, device=None) -> torch.device:
-    """``device`` if given, else the config's (``auto``: CUDA when present, else CPU)."""
-    choice = device or (config or {}).get("training", {}).get("device", "auto")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if str(choice).startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
-    return torch.device(choice)
 
 
 # --- the loop ----------------------------------------------------------------------------------------------
@@ -175,8 +114,10 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
             log.warning("%s: %s belongs to other settings; starting afresh", run, checkpoint)
 
     n = len(train)
-    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=run, file=sys.stderr, disable=not progress,
-               dynamic_ncols=True, unit="epoch")
+    # disable=None: a bar only when stderr is a terminal; in a log file (a SLURM job's, a redirected run's) each
+    # redraw would be a new line among other jobs' lines, and the epoch lines below carry the same numbers
+    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=run, file=sys.stderr,
+               disable=None if progress else True, dynamic_ncols=True, unit="epoch")
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
         epoch = state["epoch"] + 1
         start = time.perf_counter()
@@ -187,7 +128,8 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
         for lo in range(0, n, config.batch):
             idx = order[lo:lo + config.batch]
             x, y = train.get(idx)
-            loss, data = batch_loss(model, x, y)
+            with numerics.autocast(config.precision, device):
+                loss, data = batch_loss(model, x, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{run}: non-finite training loss ({loss.item()}) at epoch {epoch}, "
                                          f"batch {lo // config.batch + 1}; lower the learning rate or alpha")
@@ -236,19 +178,18 @@ def write_log(history: list[dict], path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def train_run(config: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
+def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
               alpha: float | None = None, device=None, progress: bool = True) -> FitResult:
     """Train one run and write ``model.pt`` (best weights + what rebuilds the model) and ``log.csv``.
 
+    ``params``: the run's settings, ``pipeline.runs.train_params`` (the rule's params). ``alpha``: the value of
+    an alpha sweep, which names the run (``params`` holds it already). ``device`` overrides the params' device.
     ``out_dir/checkpoint.pt`` is kept while the run is unfinished (a restarted job resumes from it).
     """
-    from .models import build, count_parameters
-
     run = f"{dataset_name}/{model_name}/seed{seed}" + ("" if alpha is None else f"/alpha{alpha:g}")
-    device = resolve_device(config, device)
-    family = family_of(dataset_name)
-    train_cfg, hp = settings(config, dataset_name, model_name, alpha)
-    wcfg = config["windows"][family]
+    device = resolve_device(device or params["device"])
+    train_cfg, hp, wcfg = Settings(**params["training"]), dict(params["model"]), params["windows"]
+    numerics.configure(train_cfg.precision, train_cfg.deterministic)
     ds = datasets.load(store)
     if ds.attrs.get("dataset") != dataset_name:
         raise ValueError(f"{run}: {store} holds dataset {ds.attrs.get('dataset')!r}, not {dataset_name!r}")
@@ -268,7 +209,7 @@ def train_run(config: dict, dataset_name: str, store: str, model_name: str, seed
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
     result = fit(model, train, valid, train_cfg, seed, run, checkpoint, {"hyperparameters": hp, "model": model_name},
-                 config["training"]["eval_batch"], progress)
+                 params["eval_batch"], progress)
     saved = {"name": model_name, "symmetry": symmetry, "dataset": dataset_name, "seed": seed,
              "hyperparameters": hp, "training": asdict(train_cfg), "state_dict": result.best_state,
              "best_epoch": result.best_epoch, "best_valid_rmse": result.best_valid_rmse,

@@ -16,10 +16,14 @@ Every trial trains with the tuning budget (``epochs``, ``patience``) on the trai
 loop and is scored by the validation RMSE of the test horizon (``windows[family]['rollout']`` steps), the same for
 every trial whatever its ``out_length``. The selection takes the lowest validation RMSE; test splits are never
 read. ``best.yaml`` holds the winner's searched settings, which the final runs put over the config's.
+
+Like ``pipeline.runs``, the module imports only the standard library and yaml at its top: Snakemake uses
+:func:`parse_space` (config validation) and :func:`trial_params` when it builds the DAG; the jobs' functions import
+numpy, scipy and torch inside. Every job reads only its params (the draw: the model's run params and the tuning
+section; a trial: its settings), never the whole config.
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
@@ -93,17 +97,11 @@ def parse_space(space: dict) -> list[Dimension]:
 
 
 def known_settings() -> set[str]:
-    """Every name a search dimension may have: the training settings and any model's hyper-parameters."""
-    import inspect
+    """Every name a search dimension may have: a training setting or a hyper-parameter any model may be given."""
+    from .models import SHARED_HYPERPARAMETERS
+    from .runs import TRAINING_KEYS
 
-    from .models import SYMMETRIES, _registry
-    from .train import TRAINING_KEYS
-
-    names = set(TRAINING_KEYS)
-    for symmetry in SYMMETRIES:
-        for builder in _registry(symmetry).values():
-            names |= set(inspect.signature(builder).parameters)
-    return names - set(BUDGET_KEYS) - {"in_frames", "frame_size"}
+    return (set(TRAINING_KEYS) | set(SHARED_HYPERPARAMETERS)) - set(BUDGET_KEYS) - {"in_frames", "frame_size"}
 
 
 def model_dimensions(dims: list[Dimension], model: str, symmetry: str) -> list[Dimension]:
@@ -111,7 +109,7 @@ def model_dimensions(dims: list[Dimension], model: str, symmetry: str) -> list[D
     import inspect
 
     from .models import _registry
-    from .train import TRAINING_KEYS
+    from .runs import TRAINING_KEYS
 
     accepted = set(inspect.signature(_registry(symmetry)[model]).parameters)
     return [d for d in dims if d.name in TRAINING_KEYS or d.name in accepted]
@@ -158,40 +156,36 @@ def parameter_count(model: str, symmetry: str, hyperparameters: dict) -> int:
 
 # --- the trials ----------------------------------------------------------------------------------------------
 
-def base_settings(config: dict, dataset: str, model: str) -> dict:
-    """The run's own settings (config['training'] resolved) with the tuning budget: trial 0."""
-    from .train import settings
-
-    train, hyper = settings(config, dataset, model)
-    return {**asdict(train), **hyper, **config["tuning"]["budget"]}
+def base_settings(run: dict, budget: dict) -> dict:
+    """Trial 0: the run's own settings (``pipeline.runs.train_params`` of the config) with the tuning budget."""
+    return {**run["training"], **run["model"], **budget}
 
 
-def build_hyperparameters(config: dict, dataset: str, settings: dict, frame_size) -> dict:
+def build_hyperparameters(settings: dict, input_length: int, frame_size) -> dict:
     """What ``pipeline.models.build`` receives for ``settings`` (as :func:`pipeline.train.train_run` builds it)."""
-    from .train import TRAINING_KEYS, family_of
+    from .runs import TRAINING_KEYS
 
     hp = {k: v for k, v in settings.items() if k not in TRAINING_KEYS}
-    return {**hp, "in_frames": int(config["windows"][family_of(dataset)]["input_length"]),
-            "frame_size": [int(s) for s in frame_size]}
+    return {**hp, "in_frames": int(input_length), "frame_size": [int(s) for s in frame_size]}
 
 
-def draw_trials(config: dict, dataset: str, model: str, frame_size, count=parameter_count) -> dict:
+def draw_trials(run: dict, tuning_cfg: dict, dataset: str, model: str, frame_size, count=parameter_count) -> dict:
     """Trial 0 (the config's setting) and ``trials - 1`` accepted draws, with every rejected draw.
 
-    ``count(model, symmetry, hyperparameters)`` gives a model's trainable parameters (a parameter for the tests).
+    ``run``: the model's run params without tuning (``pipeline.runs.train_params``); ``tuning_cfg``: the config's
+    ``tuning`` section. ``count(model, symmetry, hyperparameters)`` gives a model's trainable parameters.
     """
-    from .train import PARAMETER_BUDGET, family_of, symmetry_of
+    from .runs import family_of, symmetry_of
+    from .train import PARAMETER_BUDGET
 
-    tcfg = config["tuning"]
     family, symmetry = family_of(dataset), symmetry_of(dataset)
-    if family not in TUNED_FAMILIES or model not in tcfg["models"].get(family, []):
-        raise ValueError(f"{dataset}/{model} is not tuned: add {model!r} to config['tuning']['models'][{family!r}]")
-    dims = model_dimensions(parse_space(tcfg["space"]), model, symmetry)
-    n_trials, max_draws, seed = int(tcfg["trials"]), int(tcfg["max_draws"]), int(tcfg["seed"])
-    base = base_settings(config, dataset, model)
+    dims = model_dimensions(parse_space(tuning_cfg["space"]), model, symmetry)
+    n_trials, max_draws, seed = int(tuning_cfg["trials"]), int(tuning_cfg["max_draws"]), int(tuning_cfg["seed"])
+    base = base_settings(run, tuning_cfg["budget"])
 
     def n_parameters(settings):
-        return int(count(model, symmetry, build_hyperparameters(config, dataset, settings, frame_size)))
+        hp = build_hyperparameters(settings, run["windows"]["input_length"], frame_size)
+        return int(count(model, symmetry, hp))
 
     n0 = n_parameters(base)
     if n0 >= PARAMETER_BUDGET:
@@ -248,40 +242,47 @@ def _plain(data):
     return data.item() if hasattr(data, "item") else data
 
 
-def draw_job(config: dict, dataset: str, model: str, store: str, output: str) -> dict:
-    """The draw rule: the trials of (dataset, model) into ``trials.yaml`` (frame size read from the store)."""
+def draw_job(params: dict, dataset: str, model: str, store: str, output: str) -> dict:
+    """The draw rule: the trials of (dataset, model) into ``trials.yaml`` (frame size read from the store).
+    ``params``: ``{"run": the model's run params, "tuning": the config's tuning section}``."""
     from . import datasets
 
     frame_size = datasets.load(store).velocity.shape[-2:]
-    drawn = draw_trials(config, dataset, model, frame_size)
+    drawn = draw_trials(params["run"], params["tuning"], dataset, model, frame_size)
     write_yaml(drawn, output)
     return drawn
 
 
-def pinned_config(config: dict, settings: dict) -> dict:
-    """A copy of ``config`` whose every run resolves to exactly ``settings`` (they become the override)."""
-    pinned = copy.deepcopy(config)
-    pinned["training"]["override"] = dict(settings)
-    return pinned
+def trial_params(config: dict, dataset: str, trial: dict) -> dict:
+    """What a trial job reads (its rule's params, built when the DAG is): the trial's entry of ``trials.yaml``,
+    its run params in the shape of ``pipeline.runs.train_params`` (the windows with the scored horizon), the seed."""
+    from .runs import TRAIN_WINDOW_KEYS, TRAINING_KEYS, family_of
+
+    settings = dict(trial["settings"])
+    training = {k: settings.pop(k) for k in TRAINING_KEYS}
+    windows = config["windows"][family_of(dataset)]
+    run = {"training": training, "model": settings,
+           "windows": {k: windows[k] for k in (*TRAIN_WINDOW_KEYS, "rollout")},
+           "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
+    return {"trial": {k: trial[k] for k in ("trial", "draw", "parameters", "tuned")}, "run": run,
+            "seed": int(config["tuning"]["seed"])}
 
 
-def validation_score(config: dict, dataset: str, store: str, model_path: str, device=None) -> float:
-    """Validation RMSE of a saved model over the test horizon (``windows[family]['rollout']`` steps)."""
+def validation_score(run: dict, store: str, model_path: str, device=None) -> float:
+    """Validation RMSE of a saved model over the test horizon (``run['windows']['rollout']`` steps)."""
     from . import datasets
-    from .evaluate import Samples, frames_tensor, load_model, rollout_mse_per_step, split_rmse
-    from .train import family_of, resolve_device
+    from .rollout import Samples, frames_tensor, load_model, resolve_device, rollout_mse_per_step, split_rmse
 
-    device = resolve_device(config, device)
-    wcfg = config["windows"][family_of(dataset)]
+    device = resolve_device(device or run["device"])
+    wcfg = run["windows"]
     model, _ = load_model(model_path, device)
     ds = datasets.load(store)
     valid = Samples(frames_tensor(ds, device), datasets.split_windows(ds, "valid", wcfg, int(wcfg["rollout"])))
-    return split_rmse(rollout_mse_per_step(model, valid, config["training"]["eval_batch"]))[0]
+    return split_rmse(rollout_mse_per_step(model, valid, run["eval_batch"]))[0]
 
 
-def run_trial(config: dict, dataset: str, store: str, model: str, trial: dict, out_dir: str, output: str,
-              device=None) -> dict:
-    """Train one trial with its settings and write its ``result.json`` (validation score, size, time).
+def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, output: str, device=None) -> dict:
+    """Train one trial (``params``: :func:`trial_params`) and write its ``result.json`` (score, size, time).
 
     A trial whose training diverges (non-finite loss, common at the largest learning rates) is recorded as
     ``diverged`` with an infinite score instead of failing the workflow. The trial's weights are deleted once
@@ -289,19 +290,17 @@ def run_trial(config: dict, dataset: str, store: str, model: str, trial: dict, o
     """
     from .train import train_run
 
-    pinned = pinned_config(config, trial["settings"])
-    seed = int(config["tuning"]["seed"])
+    trial, run = params["trial"], params["run"]
     start = time.perf_counter()
-    out = {"dataset": dataset, "model": model, "trial": trial["trial"], "draw": trial["draw"],
-           "parameters": trial["parameters"], "tuned": trial["tuned"], "settings": trial["settings"]}
+    out = {"dataset": dataset, "model": model, **trial, "settings": {**run["training"], **run["model"]}}
     try:
-        fit = train_run(pinned, dataset, store, model, seed, out_dir, device=device, progress=False)
+        fit = train_run(run, dataset, store, model, params["seed"], out_dir, device=device, progress=False)
     except FloatingPointError as e:
         log.warning("%s/%s trial %d diverged: %s", dataset, model, trial["trial"], e)
         out.update(status="diverged", valid_rmse=math.inf, best_epoch=None, epochs_run=None)
     else:
         model_path = Path(out_dir) / "model.pt"
-        out.update(status="trained", valid_rmse=validation_score(pinned, dataset, store, model_path, device),
+        out.update(status="trained", valid_rmse=validation_score(run, store, model_path, device),
                    best_epoch=fit.best_epoch, epochs_run=fit.epochs_run)
         model_path.unlink()
     out["seconds"] = time.perf_counter() - start

@@ -1,5 +1,7 @@
 import copy
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -29,6 +31,8 @@ def test_shipped_configs_are_valid(name):
     (lambda c: c["data"]["equivariance"].update(last_frame=70), r"config\['data'\]\['equivariance'\]: frames 10..70 must lie within the 61 simulated steps"),
     (lambda c: c["windows"].update(rotation={**c["windows"]["rotation"], "test_future": [200, 300]}),
      r"config\['windows'\]\['rotation'\]\['test_future'\]: window starts up to 299 need 331 frames but rotation stores 309"),
+    (lambda c: c["data"]["equivariance"].update(error_frames=[5, 58]),
+     r"config\['data'\]\['equivariance'\]\['error_frames'\]: \[5, 58\] must be a range \[first, last\] within the stored frames 10..59"),
     (lambda c: c["data"].pop("translation"), r"config\['data'\]: 'translation' is a required property"),
 ])
 def test_errors_name_the_key(edit, message):
@@ -36,3 +40,13 @@ def test_errors_name_the_key(edit, message):
     edit(cfg)
     with pytest.raises(pipeline_config.ConfigError, match=message):
         pipeline_config.validate(cfg)
+
+
+@pytest.mark.parametrize("name", ["quick", "tiny"])
+def test_preset_header_command_works_from_another_directory(name, tmp_path):
+    """The command in a preset's header comment plans its jobs, also with the run's files in another folder."""
+    header = [line for line in open(os.path.join(ROOT, "presets", f"{name}.yaml")) if line.startswith("#")]
+    command = next(line.lstrip("# ").split() for line in header if line.lstrip("# ").startswith("snakemake "))
+    cmd = [sys.executable, "-m", "snakemake", *command[1:], "-n", "--quiet", "--directory", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

@@ -29,7 +29,10 @@ def test_paper_families_follow_the_protocol(paper):
     assert sum(s.role == "test_domain" for s in tr) == sum(s.role == "test_domain" for s in ro) == 10
     assert sum(s.role == "test_domain" for s in sc) == 10
     by_xy = {(s.params["inflow_x"], s.params["inflow_y"]): s.plume for s in tr}
-    assert by_xy[(24, 10)].buoyancy == (0.0, 0.1) and by_xy[(32, 10)].buoyancy == (0.0, 0.2)
+    for plume in by_xy.values():  # one buoyancy field over space for every sim, split at the centre line
+        assert (plume.buoyancy, plume.buoyancy_right, plume.split_x) == ((0.0, 0.1), (0.0, 0.2), 32.0)
+    b = by_xy[(8, 5)].buoyancy_field()[:, :, 1]  # [x, y]
+    assert (b[:32] == 0.1).all() and (b[32:] == 0.2).all()
     by_k = {s.params["k"]: s for s in ro}
     assert by_k[1].plume.inflow == (32.0, 5.0) and by_k[1].plume.buoyancy == (0.0, 0.01)
     assert by_k[2].plume.inflow == (59.0, 32.0) and by_k[2].plume.buoyancy == pytest.approx((-0.02, 0.0))
@@ -85,6 +88,9 @@ def test_equivariance_level_rotates_members_and_measures_error():
         np.testing.assert_array_equal(level[j], rotate(base[j], j))
     expected = np.mean([np.abs(base[0] - base[j]).mean() for j in (1, 2, 3)])
     assert error == pytest.approx(expected)
+    _, late = datasets.equivariance_level(base, base_indices, 1, slice(2, 4))
+    assert late == pytest.approx(np.mean([np.abs(base[0, 2:4] - base[j, 2:4]).mean() for j in (1, 2, 3)]))
+    assert late != pytest.approx(error)
     same, zero = datasets.equivariance_level(base, base_indices, 0)
     assert zero == 0.0 and np.array_equal(same[1], rotate(base[0], 1))
     with pytest.raises(KeyError, match=r"needs base sims \[5, 7\]"):

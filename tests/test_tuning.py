@@ -13,7 +13,7 @@ import yaml
 from test_train import ROOT, synthetic_velocity, tiny_config
 
 from pipeline import config as pipeline_config
-from pipeline import datasets, figures, train, tuning
+from pipeline import datasets, figures, runs, train, tuning
 from pipeline.models import build, count_parameters
 
 
@@ -24,27 +24,32 @@ def tuned(cfg: dict, family: str, *models: str, **tuning_cfg) -> dict:
     return cfg
 
 
+def draw(cfg: dict, dataset: str, model: str, frame_size, **kw) -> dict:
+    """The draw job's call: the model's run params and the tuning section, as the rule passes them."""
+    return tuning.draw_trials(runs.train_params(cfg, dataset, model), cfg["tuning"], dataset, model, frame_size, **kw)
+
+
 def paper_config() -> dict:
     return pipeline_config.validate(pipeline_config.load(ROOT / "config.yaml"))
 
 
 def test_draws_are_deterministic_and_extend_without_change():
     cfg = tuned(tiny_config(), "rotation", "rgroup", trials=5)
-    a = tuning.draw_trials(cfg, "rotation", "rgroup", (32, 32))
-    assert a == tuning.draw_trials(cfg, "rotation", "rgroup", (32, 32))
+    a = draw(cfg, "rotation", "rgroup", (32, 32))
+    assert a == draw(cfg, "rotation", "rgroup", (32, 32))
     assert [t["trial"] for t in a["trials"]] == [0, 1, 2, 3, 4]
     # trial 0 is the config's own setting with the tuning budget; the others differ from it and from each other
-    base = {**tuning.base_settings(cfg, "rotation", "rgroup")}
+    base = tuning.base_settings(runs.train_params(cfg, "rotation", "rgroup"), cfg["tuning"]["budget"])
     assert a["trials"][0]["settings"] == base and base["epochs"] == cfg["tuning"]["budget"]["epochs"]
     assert len({json.dumps(t["tuned"], sort_keys=True) for t in a["trials"]}) == 5
     # only what the model uses is searched: rgroup has banks, no alpha (dropped by the tiny preset)
     assert set(a["trials"][1]["tuned"]) == {"lr", "batch", "hidden", "layers", "banks", "out_length"}
-    conv = tuning.draw_trials(tuned(cfg, "rotation", "conv"), "rotation", "conv", (32, 32))
+    conv = draw(tuned(cfg, "rotation", "conv"), "rotation", "conv", (32, 32))
     assert "banks" not in conv["trials"][1]["tuned"]
     # a larger budget keeps the first trials; another seed draws others
-    more = tuning.draw_trials({**cfg, "tuning": {**cfg["tuning"], "trials": 7}}, "rotation", "rgroup", (32, 32))
+    more = draw({**cfg, "tuning": {**cfg["tuning"], "trials": 7}}, "rotation", "rgroup", (32, 32))
     assert more["trials"][:5] == a["trials"]
-    other = tuning.draw_trials({**cfg, "tuning": {**cfg["tuning"], "seed": 1}}, "rotation", "rgroup", (32, 32))
+    other = draw({**cfg, "tuning": {**cfg["tuning"], "seed": 1}}, "rotation", "rgroup", (32, 32))
     assert other["trials"][0] == a["trials"][0] and other["trials"][1:] != a["trials"][1:]
 
 
@@ -66,7 +71,7 @@ def test_over_budget_draws_are_rejected_before_training():
         counted.append(hp["hidden"])
         return tuning.parameter_count(model, symmetry, hp)
 
-    drawn = tuning.draw_trials(cfg, "translation", "mlp", (64, 64), count=count)
+    drawn = draw(cfg, "translation", "mlp", (64, 64), count=count)
     assert len(drawn["trials"]) == 6
     assert all(t["parameters"] < train.PARAMETER_BUDGET for t in drawn["trials"])
     over = [r for r in drawn["rejected"] if r["reason"] == "over_budget"]
@@ -75,14 +80,14 @@ def test_over_budget_draws_are_rejected_before_training():
     # the config's own setting over the budget is an error naming the key to change
     cfg["training"]["models"]["translation"]["mlp"]["hidden"] = 512
     with pytest.raises(ValueError, match=r"config\['training'\]\['models'\]\['translation'\]\['mlp'\]"):
-        tuning.draw_trials(cfg, "translation", "mlp", (64, 64))
+        draw(cfg, "translation", "mlp", (64, 64))
 
 
 def test_search_that_cannot_fill_its_trials_names_the_keys():
     cfg = tuned(paper_config(), "translation", "mlp", trials=6, max_draws=4)
     cfg["tuning"]["space"] = {"hidden": {"choice": [256, 512]}}  # every draw over budget
     with pytest.raises(ValueError, match=r"config\['tuning'\]\['max_draws'\] = 4"):
-        tuning.draw_trials(cfg, "translation", "mlp", (64, 64))
+        draw(cfg, "translation", "mlp", (64, 64))
 
 
 def test_parameter_count_of_escnn_models_equals_a_full_build():
@@ -152,25 +157,24 @@ def poisoned_store(tmp_path_factory):
 
 def test_trial_trains_and_scores_without_reading_test_windows(poisoned_store, tmp_path):
     cfg = tuned(tiny_config(), "translation", "conv", trials=2)
-    drawn = tuning.draw_trials(cfg, "translation", "conv", (16, 16))
+    trial = draw(cfg, "translation", "conv", (16, 16))["trials"][1]
+    params = tuning.trial_params(cfg, "translation", trial)
+    # the trial trains with exactly its drawn settings, whatever the override of the preset says
+    assert {**params["run"]["training"], **params["run"]["model"]} == trial["settings"]
     out = tmp_path / "trial1"
-    result = tuning.run_trial(cfg, "translation", poisoned_store, "conv", drawn["trials"][1], str(out),
-                              str(out / "result.json"))
+    result = tuning.run_trial(params, "translation", poisoned_store, "conv", str(out), str(out / "result.json"))
     assert result["status"] == "trained" and 0 < result["valid_rmse"] < 10  # the fields are of order 1
     assert json.loads((out / "result.json").read_text())["valid_rmse"] == result["valid_rmse"]
-    assert result["epochs_run"] == cfg["tuning"]["budget"]["epochs"]
+    assert result["epochs_run"] == cfg["tuning"]["budget"]["epochs"] and result["tuned"] == trial["tuned"]
     assert not (out / "model.pt").exists() and (out / "log.csv").exists()
-    # the trial trained with exactly its drawn settings, whatever the override of the preset says
-    pinned = tuning.pinned_config(cfg, drawn["trials"][1]["settings"])
-    t, hp = train.settings(pinned, "translation", "conv")
-    assert {**t.__dict__, **hp} == drawn["trials"][1]["settings"]
 
 
 def test_diverging_trial_is_recorded_not_fatal(poisoned_store, tmp_path):
     cfg = tuned(tiny_config(), "translation", "conv", trials=2)
-    trial = tuning.draw_trials(cfg, "translation", "conv", (16, 16))["trials"][1]
+    trial = draw(cfg, "translation", "conv", (16, 16))["trials"][1]
     trial = {**trial, "settings": {**trial["settings"], "lr": 1e30}}
-    result = tuning.run_trial(cfg, "translation", poisoned_store, "conv", trial, str(tmp_path), str(tmp_path / "r.json"))
+    result = tuning.run_trial(tuning.trial_params(cfg, "translation", trial), "translation", poisoned_store, "conv",
+                              str(tmp_path), str(tmp_path / "r.json"))
     assert result["status"] == "diverged" and result["valid_rmse"] == math.inf
 
 

@@ -20,7 +20,8 @@ def test_tiny_workflow_trains_evaluates_and_tabulates(tmp_path):
     override = {"models": {"translation": MODELS, "rotation": [], "scaling": [], "equivariance": []},
                 "training": {"override": {"epochs": 1}}}
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(override))
-    targets = ["results/tables/table1.csv", "results/tables/table1.md", "results/tables/rollout_translation.csv"]
+    targets = ["results/tables/table1.csv", "results/tables/table1.md", "results/tables/rollout_translation.csv",
+               "results/tables/models.csv"]
     cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"), str(tmp_path / "test.yaml"),
            "--cores", "2", "--quiet", "rules"]
@@ -46,5 +47,8 @@ def test_tiny_workflow_trains_evaluates_and_tabulates(tmp_path):
     assert (t1.n_seeds == 1).all() and t1.rmse_mean.map(math.isfinite).all()
     assert t1.paper_mean.tolist() == [0.94, 0.71, 0.68, 0.62]
     assert "| translation future |" in (tmp_path / "results" / "tables" / "table1.md").read_text()
+    sizes = pd.read_csv(tmp_path / "results" / "tables" / "models.csv")
+    assert sizes.model.tolist() == MODELS and (sizes.family == "translation").all()
+    assert (sizes.parameters > 0).all() and (sizes.fwd_bwd_ms_cpu > 0).all() and sizes.under_budget.all()
     ro = pd.read_csv(tmp_path / "results" / "tables" / "rollout_translation.csv")
     assert len(ro) == len(MODELS) * 2 * steps and ro.rmse_mean.map(math.isfinite).all()

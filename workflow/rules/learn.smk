@@ -1,5 +1,7 @@
 # Training (one job per dataset, model, seed) and evaluation of the trained model; the alpha sweep reuses both.
-# A killed training job resumes from checkpoint.pt in its run folder when restarted.
+# Each job reads only its params (pipeline.runs), so a config edit reruns exactly the runs it changes.
+# A killed, requeued or retried training job resumes from checkpoint.pt in its run folder (not an output, so
+# Snakemake keeps it when it retries the job).
 
 RESOURCES = config["training"]["resources"]
 
@@ -12,16 +14,15 @@ rule train:
         model=f"{RUN}/model.pt",
         log_csv=f"{RUN}/log.csv",
     params:
-        alpha=None,
-        settings=train_params,
+        run=train_params,
     log:
         "results/logs/train/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train/{dataset}/{model}/seed{seed}.tsv"
     threads: RESOURCES["threads"]
     resources:
-        mem_mb=RESOURCES["mem_mb"],
-        runtime=RESOURCES["runtime"],
+        mem_mb=grow(RESOURCES["mem_mb"]),
+        runtime=grow(RESOURCES["runtime"]),
         gpu=RESOURCES["gpu"],
     conda:
         "../../envs/training.yaml"
@@ -33,9 +34,6 @@ use rule train as train_alpha with:
     output:
         model=f"{SWEEP_RUN}/model.pt",
         log_csv=f"{SWEEP_RUN}/log.csv",
-    params:
-        alpha=lambda wc: float(wc.alpha),
-        settings=lambda wc: train_params(wc, float(wc.alpha)),
     log:
         "results/logs/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}.log",
     benchmark:
@@ -48,14 +46,16 @@ rule evaluate:
         model=f"{RUN}/model.pt",
     output:
         f"{RUN}/metrics.json",
+    params:
+        run=evaluate_params,
     log:
         "results/logs/evaluate/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/evaluate/{dataset}/{model}/seed{seed}.tsv"
     threads: RESOURCES["threads"]
     resources:
-        mem_mb=RESOURCES["mem_mb"],
-        runtime=60,
+        mem_mb=grow(RESOURCES["mem_mb"]),
+        runtime=grow(60),
         gpu=RESOURCES["gpu"],
     conda:
         "../../envs/training.yaml"

@@ -79,3 +79,22 @@ rule alpha_sweep_table:
         "../../envs/training.yaml"
     script:
         "../scripts/tables.py"
+
+
+rule models_table:
+    output:
+        report("results/tables/models.csv", caption="../report/models.rst", category="Tables"),
+    log:
+        "results/logs/tables/models.log",
+    benchmark:
+        "results/benchmarks/tables/models.tsv"
+    threads: RESOURCES["threads"]
+    resources:
+        mem_mb=RESOURCES["mem_mb"],
+        runtime=120,
+    params:
+        table=runs.models_table_params(config),  # every configured run's settings and the frame size
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/models_table.py"

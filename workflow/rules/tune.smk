@@ -11,7 +11,7 @@ checkpoint tune_draw:
     output:
         f"{TUNE}/trials.yaml",
     params:
-        settings=lambda wc: train_params(wc, tuned=False),
+        run=lambda wc: runs.train_params(config, wc.dataset, wc.model),
         tuning={k: config["tuning"][k] for k in ("trials", "seed", "max_draws", "budget", "space")},
     wildcard_constraints:
         dataset="|".join(TUNED_FAMILIES),

@@ -5,4 +5,5 @@ from pipeline import jobs, tuning  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
 wc = snakemake.wildcards
-tuning.draw_job(snakemake.config, wc.dataset, wc.model, snakemake.input[0], snakemake.output[0])
+tuning.draw_job({"run": snakemake.params.run, "tuning": snakemake.params.tuning}, wc.dataset, wc.model,
+                snakemake.input[0], snakemake.output[0])

@@ -9,5 +9,5 @@ from pipeline import jobs, tuning  # noqa: E402
 jobs.setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 wc = snakemake.wildcards
-tuning.run_trial(snakemake.config, wc.dataset, snakemake.input.store, wc.model, snakemake.params.run["trial"],
+tuning.run_trial(snakemake.params.run, wc.dataset, snakemake.input.store, wc.model,
                  out_dir=os.path.dirname(snakemake.output[0]), output=snakemake.output[0])
