@@ -27,10 +27,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import config as pipeline_config  # noqa: E402
-from pipeline import tuning  # noqa: E402
-from pipeline.families import family_sims  # noqa: E402
+from pipeline import runs, tuning  # noqa: E402
+from pipeline.catalogue import TRAIN, sim_roles  # noqa: E402
 from pipeline.models import build  # noqa: E402
-from pipeline.train import symmetry_of  # noqa: E402
 
 
 _QUADRATICS: dict = {}
@@ -86,16 +85,17 @@ def main() -> None:
     print(f"{'dataset':12} {'model':8} trials rejected  mean GFLOP/fwd  GPU-hours")
     for family in tuning.TUNED_FAMILIES:
         w = cfg["windows"][family]
-        train_sims = sum(s.role == "train" for s in family_sims(family, cfg["data"]))
+        train_sims = sim_roles(family, cfg["data"]).count(TRAIN)
         n_train = train_sims * (w["train"][1] - w["train"][0])
         n_valid = train_sims * (w["valid"][1] - w["valid"][0])
         for model in cfg["tuning"]["models"][family]:
-            symmetry = symmetry_of(family)
-            drawn = tuning.draw_trials(cfg, family, model, (grid, grid))
+            symmetry = runs.symmetry_of(family)
+            run = runs.train_params(cfg, family, model)
+            drawn = tuning.draw_trials(run, cfg["tuning"], family, model, (grid, grid))
             seconds, gflops = 0.0, []
             for trial in drawn["trials"]:
                 s = trial["settings"]
-                hp = tuning.build_hyperparameters(cfg, family, s, (grid, grid))
+                hp = tuning.build_hyperparameters(s, w["input_length"], (grid, grid))
                 key = (model, symmetry, repr(sorted(hp.items())))
                 if key not in cache:
                     cache[key] = forward_flops(model, symmetry, hp)
@@ -103,7 +103,7 @@ def main() -> None:
                 gflops.append(f / 1e9)
                 flop = epochs * (3 * f * n_train * s["out_length"] + f * n_valid * s["out_length"])
                 calls = epochs * (-(-n_train // s["batch"]) * s["out_length"]
-                                  + -(-n_valid // cfg["training"]["eval_batch"]) * s["out_length"])
+                                  + -(-n_valid // run["eval_batch"]) * s["out_length"])
                 seconds += flop / (args.tflops * 1e12) + calls * args.overhead_ms / 1e3
             total_h += seconds / 3600
             print(f"{family:12} {model:8} {len(drawn['trials']):6} {len(drawn['rejected']):8} "

@@ -192,3 +192,27 @@ def test_table_marks_the_choice_and_lists_rejected_draws(tmp_path):
     figures.save(fig, tmp_path / "tuning.png", dpi=50)
     assert (tmp_path / "tuning.png").stat().st_size > 0
     yaml.safe_dump(json.loads(df.to_json(orient="records")))  # plain values only
+
+
+def test_selection_goes_over_the_config_and_under_a_sweeps_alpha():
+    cfg = paper_config()
+    params = runs.train_params(cfg, "scaling", "rsteer", alpha=1e-2, tuned={"lr": 1e-3, "hidden": 128, "alpha": 0.0})
+    assert (params["training"]["lr"], params["model"]["hidden"], params["model"]["alpha"]) == (1e-3, 128, 1e-2)
+    assert params["model"]["kernel_size"] == 5  # untouched settings stay the config's
+    assert runs.train_params(cfg, "scaling", "rsteer", tuned={}) == runs.train_params(cfg, "scaling", "rsteer")
+
+
+def test_dag_time_tuning_code_imports_without_numpy_or_torch():
+    from test_runs import NOT_STDLIB, run_blocked
+
+    done = run_blocked(NOT_STDLIB, """
+        from pipeline import config, tuning
+        cfg = config.validate(config.load("config.yaml"))
+        assert [d.name for d in tuning.parse_space(cfg["tuning"]["space"])][:2] == ["lr", "batch"]
+        trial = {"trial": 3, "draw": 2, "parameters": 10, "tuned": {"lr": 0.01},
+                 "settings": {"epochs": 2, "patience": 1, "batch": 8, "lr": 0.01, "decay": 0.9, "weight_decay": 0.0,
+                              "out_length": 3, "precision": "fp32", "deterministic": True, "hidden": 4}}
+        params = tuning.trial_params(cfg, "rotation", trial)
+        assert params["run"]["model"] == {"hidden": 4} and params["run"]["windows"]["rollout"] == 20
+    """)
+    assert done.returncode == 0, done.stderr[-3000:]
