@@ -43,7 +43,7 @@ def forward_flops(model: str, symmetry: str, hp: dict) -> int:
         with torch.device(device):
             net = build(model, symmetry, **hp)
             x = torch.zeros(1, hp["in_frames"], 2, *hp["frame_size"])
-        with FlopCounterMode(display=False) as counter, torch.no_grad():
+        with FlopCounterMode(display=False) as counter:  # with grad: escnn trips the tracker under no_grad
             net(x)
         return counter.get_total_flops()
 
