@@ -19,6 +19,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -272,6 +273,7 @@ def plot_tuning(df: pd.DataFrame):
                     marker="o", markersize=8, markerfacecolor="none", markeredgecolor="black")
         ax.set_title(dataset.capitalize())
         ax.set_xlabel("Trial (0: config setting)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yscale("log")
         ax.legend(fontsize=6)
     axes[0, 0].set_ylabel(f"Validation RMSE ({VELOCITY_UNIT})")
