@@ -56,10 +56,10 @@ def forward_flops(model: str, symmetry: str, hp: dict) -> int:
     if key not in _QUADRATICS:
         c = [count({**hp, "hidden": w}, "cpu") for w in (2, 3, 4, 5)]
         d1, d2 = c[1] - c[0], c[2] - c[1]
-        if c[3] != c[2] + d2 + (d2 - d1):  # an estimate either way: a full-width CPU build can need tens of GB
-            print(f"  {model} {key[2][:60]}...: FLOPs not quadratic in hidden at 2..5; extrapolated anyway",
-                  file=sys.stderr)
-        _QUADRATICS[key] = (c[0], d1, d2 - d1)
+        # not quadratic (CLCNN caps its width to the parameter budget): counted at full width
+        _QUADRATICS[key] = (c[0], d1, d2 - d1) if c[3] == c[2] + d2 + (d2 - d1) else None
+    if _QUADRATICS[key] is None:
+        return count(hp, "cpu")
     c0, d1, d2 = _QUADRATICS[key]
     x = hp["hidden"] - 2
     return c0 + x * d1 + x * (x - 1) // 2 * d2
@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--overhead-ms", type=float, default=3.0, help="fixed cost of one model call (fwd+bwd)")
     parser.add_argument("--epochs", type=float, help="mean epochs per trial (default: the budget's maximum)")
     parser.add_argument("--families", nargs="+", default=list(tuning.TUNED_FAMILIES), help="families to estimate")
+    parser.add_argument("--models", nargs="+", help="models to estimate (default: every tuned one)")
     args = parser.parse_args()
 
     from snakemake.utils import update_config
@@ -91,6 +92,8 @@ def main() -> None:
         n_train = train_sims * (w["train"][1] - w["train"][0])
         n_valid = train_sims * (w["valid"][1] - w["valid"][0])
         for model in cfg["tuning"]["models"][family]:
+            if args.models and model not in args.models:
+                continue
             symmetry = runs.symmetry_of(family)
             run = runs.train_params(cfg, family, model)
             drawn = tuning.draw_trials(run, cfg["tuning"], family, model, (grid, grid))
