@@ -1,5 +1,6 @@
 """Config validation: the JSON schema (workflow/schemas/config.schema.yaml) plus the checks a schema
-cannot express (windows that fit in the simulated frames, held-out tasks that exist)."""
+cannot express (windows that fit in the simulated frames, held-out tasks that exist, external datasets whose
+spec and path exist and that are configured like a family)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,6 +34,7 @@ def validate(config: dict) -> dict:
         e = errors[0]
         raise ConfigError(f"{_where(e.absolute_path)}: {e.message}")
     _check_semantics(config)
+    _check_external(config)
     if "models" in config:
         _check_models(config)
     if "figures" in config:
@@ -81,12 +83,49 @@ def _check_semantics(config: dict) -> None:
             raise ConfigError(f"config['data'][{family!r}]: needs both train and held-out (test_domain) sims")
 
 
+BUILT_IN = ("translation", "rotation", "scaling", "equivariance")
+
+
+def _check_external(config: dict) -> None:
+    """An external dataset (pipeline/external.py) has a readable spec and path, a name of its own, and its
+    windows and models; a section naming a dataset that is neither built in nor registered is a typo."""
+    import re
+
+    from . import external
+
+    registered = config.get("external", {})
+    for name, entry in registered.items():
+        if name in BUILT_IN or re.fullmatch(r"equivariance_\d+|default|shards", name):
+            raise ConfigError(f"config['external'][{name!r}]: the name is taken by the pipeline's own datasets")
+        for section in ("windows", "models"):
+            if name not in config.get(section, {}):
+                raise ConfigError(f"config[{section!r}]: no entry for the external dataset {name!r} "
+                                  f"(config['external'][{name!r}])")
+        try:
+            external.check_spec(name, entry)
+        except external.ExternalDataError as e:
+            raise ConfigError(str(e)) from None
+    known = set(BUILT_IN) | set(registered)
+    training, fig3 = config.get("training", {}), config.get("figures", {}).get("fig3", {})
+    sections = [("config['windows']", config.get("windows", {}), known | {"default"}),
+                ("config['models']", config.get("models", {}), known),
+                ("config['training']['datasets']", training.get("datasets", {}), known),
+                ("config['training']['models']", training.get("models", {}), known),
+                ("config['figures']['fig3']['models']", fig3.get("models", {}), known - {"equivariance"}),
+                ("config['figures']['fig3']['datasets']", fig3.get("datasets", []), known - {"equivariance"})]
+    for where, section, allowed in sections:
+        for name in section:
+            if name not in allowed:
+                raise ConfigError(f"{where}: {name!r} is neither one of the families nor an external dataset "
+                                  f"registered in config['external'] ({', '.join(sorted(registered)) or 'none'})")
+
+
 def _check_models(config: dict) -> None:
     """Every model named in ``models`` and ``alpha_sweep`` exists for its dataset's symmetry."""
     from .models import names
     from .train import symmetry_of
 
-    wanted = [(f"config['models'][{f!r}]", symmetry_of(f if f != "equivariance" else "equivariance_0"), m)
+    wanted = [(f"config['models'][{f!r}]", symmetry_of(f if f != "equivariance" else "equivariance_0", config), m)
               for f, ms in config["models"].items() for m in ms]
     sweep = config["alpha_sweep"]
     wanted.append(("config['alpha_sweep']['model']", symmetry_of(sweep["dataset"]), sweep["model"]))

@@ -124,7 +124,7 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
 
     numerics_state = numerics.configure("fp32", deterministic=True)
     device = resolve_device(config, device)
-    family = family_of(dataset_name)
+    family = family_of(dataset_name, config)
     wcfg = config["windows"][family]
     batch = config["training"]["eval_batch"]
     model, saved = load_model(model_path, device)
@@ -145,7 +145,7 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
         if split in wcfg:
             samples = Samples(frames, datasets.split_windows(ds, split, wcfg))
             out[f"{split}_rmse"], out[f"{split}_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, samples, batch))
-    if symmetry_of(dataset_name) == "rotation":
+    if symmetry_of(dataset_name, config) == "rotation":
         out["equivariance_error"] = mean_rotation_equivariance_error(model, valid, batch)
     if family == "equivariance":
         out["level"] = ds.attrs["level"]

@@ -386,7 +386,7 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
     from . import datasets
     from .evaluate import rollout
 
-    t1 = pd.read_csv(table1)
+    t1 = pd.read_csv(table1) if table1 else pd.DataFrame(columns=["dataset", "model", "split", "rmse_mean"])
     chosen = choose_models(t1, dataset, split, baselines, models)
     ds = datasets.open_store(store)  # reads only the sample drawn
     w = datasets.split_windows(ds, split, windows)

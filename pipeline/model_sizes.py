@@ -95,6 +95,8 @@ def write_models_table(config: dict, output: str, repeat: int = 3) -> list[dict]
     ``equivariance_0``), timed on this job's CPU threads."""
     rows = []
     for family, models in config["models"].items():
+        if family in config.get("external", {}):  # sized on the paper's grid; external data has its own
+            continue
         dataset = "equivariance_0" if family == "equivariance" else family
         for name in models:
             rows.append(model_row(config, dataset, name, repeat))

@@ -41,16 +41,24 @@ PARAMETER_BUDGET = 10 ** 7  # every model of the paper has fewer trainable param
 
 # --- configuration -----------------------------------------------------------------------------------------
 
-def family_of(dataset: str) -> str:
-    """``equivariance_3`` -> ``equivariance``; the three families name their own dataset."""
+def family_of(dataset: str, config: dict | None = None) -> str:
+    """``equivariance_3`` -> ``equivariance``; the three families name their own dataset, and so does an external
+    dataset registered in ``config['external']`` (pipeline/external.py): it is a family of its own."""
+    if config and dataset in config.get("external", {}):
+        return dataset
     family = "equivariance" if dataset.startswith("equivariance_") else dataset
     if family not in FAMILIES:
-        raise ValueError(f"unknown dataset {dataset!r}; expected translation, rotation, scaling or equivariance_<n>")
+        raise ValueError(f"unknown dataset {dataset!r}; expected translation, rotation, scaling, equivariance_<n> "
+                         f"or an external dataset of config['external']")
     return family
 
 
-def symmetry_of(dataset: str) -> str:
-    """The symmetry whose models a dataset trains: the equivariance levels are C4 (rotation) data."""
+def symmetry_of(dataset: str, config: dict | None = None) -> str:
+    """The symmetry whose models a dataset trains: the equivariance levels are C4 (rotation) data; an external
+    dataset's spec says its own."""
+    if config and dataset in config.get("external", {}):
+        from .external import symmetry
+        return symmetry(config["external"][dataset])
     family = family_of(dataset)
     return "rotation" if family == "equivariance" else family
 
@@ -72,7 +80,7 @@ class Settings:
 
 def settings(config: dict, dataset: str, model: str, alpha: float | None = None) -> tuple[Settings, dict]:
     """``(training settings, model hyper-parameters)`` of a run; ``alpha`` overrides the config's (sweeps)."""
-    family = family_of(dataset)
+    family = family_of(dataset, config)
     tcfg = config["training"]
     layers = [tcfg["defaults"], tcfg["datasets"].get(family, {}), tcfg["models"].get(family, {}).get(model, {}),
               tcfg["override"]]
@@ -251,7 +259,7 @@ def train_run(config: dict, dataset_name: str, store: str, model_name: str, seed
     train_cfg, hp = settings(config, dataset_name, model_name, alpha)
     numerics.configure(train_cfg.precision, train_cfg.deterministic)
     device = resolve_device(config, device)
-    family = family_of(dataset_name)
+    family = family_of(dataset_name, config)
     wcfg = config["windows"][family]
     ds = datasets.load(store)
     if ds.attrs.get("dataset") != dataset_name:
@@ -260,7 +268,7 @@ def train_run(config: dict, dataset_name: str, store: str, model_name: str, seed
     train = Samples(frames, datasets.split_windows(ds, "train", wcfg, train_cfg.out_length))
     valid = Samples(frames, datasets.split_windows(ds, "valid", wcfg, train_cfg.out_length))
     hp = {**hp, "in_frames": int(wcfg["input_length"]), "frame_size": [int(s) for s in ds.velocity.shape[-2:]]}
-    symmetry = symmetry_of(dataset_name)
+    symmetry = symmetry_of(dataset_name, config)
     torch.manual_seed(seed)
     model = build(model_name, symmetry, **hp).to(device)
     if count_parameters(model) >= PARAMETER_BUDGET:
