@@ -120,6 +120,7 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
     equivariance levels): the model equivariance error on the validation inputs.
     """
+    from .loader import SampleSource
     from .train import family_of, resolve_device, symmetry_of
 
     numerics_state = numerics.configure("fp32", deterministic=True)
@@ -128,8 +129,8 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
     wcfg = config["windows"][family]
     batch = config["training"]["eval_batch"]
     model, saved = load_model(model_path, device)
-    ds = datasets.load(store)
-    frames = frames_tensor(ds, device)
+    source = SampleSource(store, device, config["training"]["cache_mb"])  # in memory when the store fits the cache
+    ds = source.dataset
     steps = int(wcfg["rollout"])
     out = {
         "dataset": dataset_name, "model": saved["name"], "seed": saved["seed"], "symmetry": saved["symmetry"],
@@ -139,11 +140,11 @@ def evaluate_run(config: dict, dataset_name: str, store: str, model_path: str, o
         "training_deterministic": saved["training"].get("deterministic", True),
         "evaluation_numerics": numerics_state, "device": str(device),
     }
-    valid = Samples(frames, datasets.split_windows(ds, "valid", wcfg, steps))
+    valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
     out["valid_rmse"], out["valid_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, valid, batch))
     for split in TEST_SPLITS:
         if split in wcfg:
-            samples = Samples(frames, datasets.split_windows(ds, split, wcfg))
+            samples = source.samples(datasets.split_windows(ds, split, wcfg))
             out[f"{split}_rmse"], out[f"{split}_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, samples, batch))
     if symmetry_of(dataset_name, config) == "rotation":
         out["equivariance_error"] = mean_rotation_equivariance_error(model, valid, batch)

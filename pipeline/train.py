@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 from . import datasets, numerics
-from .evaluate import Samples, frames_tensor, rollout, rollout_mse_per_step, split_rmse
+from .evaluate import Samples, rollout, rollout_mse_per_step, split_rmse
+from .loader import SampleSource
 
 log = logging.getLogger("pipeline")
 
@@ -261,12 +262,12 @@ def train_run(config: dict, dataset_name: str, store: str, model_name: str, seed
     device = resolve_device(config, device)
     family = family_of(dataset_name, config)
     wcfg = config["windows"][family]
-    ds = datasets.load(store)
+    source = SampleSource(store, device, config["training"]["cache_mb"])  # in memory when the store fits the cache
+    ds = source.dataset
     if ds.attrs.get("dataset") != dataset_name:
         raise ValueError(f"{run}: {store} holds dataset {ds.attrs.get('dataset')!r}, not {dataset_name!r}")
-    frames = frames_tensor(ds, device)
-    train = Samples(frames, datasets.split_windows(ds, "train", wcfg, train_cfg.out_length))
-    valid = Samples(frames, datasets.split_windows(ds, "valid", wcfg, train_cfg.out_length))
+    train = source.samples(datasets.split_windows(ds, "train", wcfg, train_cfg.out_length))
+    valid = source.samples(datasets.split_windows(ds, "valid", wcfg, train_cfg.out_length))
     hp = {**hp, "in_frames": int(wcfg["input_length"]), "frame_size": [int(s) for s in ds.velocity.shape[-2:]]}
     symmetry = symmetry_of(dataset_name, config)
     torch.manual_seed(seed)
@@ -274,8 +275,8 @@ def train_run(config: dict, dataset_name: str, store: str, model_name: str, seed
     if count_parameters(model) >= PARAMETER_BUDGET:
         log.warning("%s: %d trainable parameters, over the paper's budget of %d", run, count_parameters(model),
                     PARAMETER_BUDGET)
-    log.info("%s on %s: %s, hyper-parameters %s, %d train / %d valid samples", run, device, train_cfg, hp,
-             len(train), len(valid))
+    log.info("%s on %s: %s, hyper-parameters %s, %d train / %d valid samples, read %s", run, device, train_cfg, hp,
+             len(train), len(valid), "in memory" if source.in_memory else "through the chunk cache")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
