@@ -2,6 +2,7 @@
 
 Modules, in the order data flows:
 ``symmetry`` (group actions on velocity fields) -> ``simulate`` (PhiFlow plumes) ->
-``datasets`` (zarr stores, splits, windows) -> ``models`` -> ``train`` -> ``metrics`` / ``evaluate`` ->
+``datasets`` (zarr stores, splits, windows; ``external``: your own data into that layout) -> ``models`` ->
+``loader`` (samples in bounded memory) -> ``train`` -> ``metrics`` / ``evaluate`` ->
 ``tables`` / ``figures``.
 """

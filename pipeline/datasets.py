@@ -83,6 +83,8 @@ def coordinates(shape: tuple, attrs: dict) -> dict:
     for key in keys:
         values = [r.get(key) for r in records]
         given = [v for v in values if v is not None]
+        if not given:
+            continue
         name = key if key not in out and key != "velocity" else f"sim_{key}"
         if all(isinstance(v, str) for v in given):
             out[name] = (("sim",), np.array([v or "" for v in values], dtype=object), {})
@@ -97,10 +99,8 @@ def coordinates(shape: tuple, attrs: dict) -> dict:
 
 
 def _write_array(group, name: str, dims: tuple, values: np.ndarray, attrs: dict) -> None:
-    if values.dtype == object:  # strings: zarr v3's variable-length UTF-8
-        array = group.create_array(name, shape=values.shape, dtype=str, dimension_names=dims)
-    else:
-        array = group.create_array(name, shape=values.shape, dtype=values.dtype, dimension_names=dims)
+    dtype = str if values.dtype == object else values.dtype  # strings: zarr v3's variable-length UTF-8
+    array = group.create_array(name, shape=values.shape, dtype=dtype, dimension_names=dims)
     array[...] = values
     if attrs:
         array.attrs.update(attrs)
