@@ -1,10 +1,18 @@
 # Approximately equivariant networks for imperfectly symmetric dynamics (Wang, Walters, Yu, ICML 2022):
 # simulations -> zarr datasets -> training -> evaluation -> tables and figures.
+import os
+
 from snakemake.utils import min_version
 
 min_version("8.0")
 
-configfile: "config.yaml"
+
+# The paper's settings, found beside this file from any working directory (--directory); presets and other
+# --configfile overlays are merged over it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

@@ -20,8 +20,8 @@ REPO=$PWD
 # of Snakemake start-up on top of its work, so `all` (~60 jobs) takes ~15 minutes on 2 cores.
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(results/data/equivariance_levels.csv results/runs/rotation/conv/seed0/metrics.json)
-# The presets are overlays: from a workdir of its own, the Snakefile's `configfile: "config.yaml"` is not found,
-# so config.yaml comes first, as it does in a run from the repository root.
+# The presets are overlays over config.yaml (the Snakefile finds it beside itself from any workdir; naming it
+# first here changes nothing).
 CONFIGS=("$REPO/config.yaml" "$REPO/presets/tiny.yaml" "$REPO/.ci/slurm/gpu.yaml")
 
 if ! command -v slurmctld > /dev/null || ! command -v munged > /dev/null; then

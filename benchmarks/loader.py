@@ -57,7 +57,7 @@ def run(store: str, way: str, cache_mb: float, batch: int, batches: int, config:
     import yaml
 
     from pipeline import datasets
-    from pipeline.evaluate import Samples, frames_tensor
+    from pipeline.rollout import Samples, frames_tensor
     from pipeline.loader import SampleSource
 
     torch.set_num_threads(1)

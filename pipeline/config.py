@@ -1,11 +1,21 @@
 """Config validation: the JSON schema (workflow/schemas/config.schema.yaml) plus the checks a schema
-cannot express (windows that fit in the simulated frames, held-out tasks that exist, external datasets whose
-spec and path exist and that are configured like a family)."""
+cannot express (windows that fit in the simulated frames, held-out tasks that exist, model names, external
+datasets whose spec and path exist and that are configured like a family).
+
+Snakemake runs it when it builds the DAG, so it imports only the standard library, yaml and jsonschema (both
+Snakemake's own dependencies) and the light modules ``catalogue``, ``runs``, ``external`` and the ``models`` name
+list."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
+
+from . import external
+from .catalogue import FAMILIES, TEST_DOMAIN, TRAIN, frame_range, sim_keys, sim_roles, task_key
+from .models import names
+from .runs import symmetry_of
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -43,8 +53,6 @@ def validate(config: dict) -> dict:
 
 
 def _check_semantics(config: dict) -> None:
-    from .families import family_sims, frame_range
-
     data = config["data"]
     for family in ("translation", "rotation", "scaling", "equivariance"):
         cfg = data[family]
@@ -67,35 +75,23 @@ def _check_semantics(config: dict) -> None:
             if need > last - first:
                 raise ConfigError(f"config['windows'][{family!r}][{split!r}]: window starts up to {hi - 1} need "
                                   f"{need} frames but {family} stores {last - first} (first_frame..last frame)")
-    sims = {f: family_sims(f, data) for f in ("translation", "rotation", "scaling")}
-    known = {
-        "translation": {(s.params["inflow_x"], s.params["inflow_y"]) for s in sims["translation"]},
-        "rotation": {(s.params["k"], s.params["side"]) for s in sims["rotation"]},
-        "scaling": set(range(len(sims["scaling"]))),
-    }
-    for family, keys in known.items():
+    for family in ("translation", "rotation", "scaling"):
+        keys = {task_key(family, i, key) for i, key in enumerate(sim_keys(family, data))}
         for i, task in enumerate(data[family]["test_domain"]):
             key = tuple(task) if isinstance(task, list) else task
             if key not in keys:
                 raise ConfigError(f"config['data'][{family!r}]['test_domain'][{i}]: {task} is not a sim of the family")
-        roles = [s.role for s in sims[family]]
-        if "train" not in roles or "test_domain" not in roles:
+        roles = sim_roles(family, data)
+        if TRAIN not in roles or TEST_DOMAIN not in roles:
             raise ConfigError(f"config['data'][{family!r}]: needs both train and held-out (test_domain) sims")
-
-
-BUILT_IN = ("translation", "rotation", "scaling", "equivariance")
 
 
 def _check_external(config: dict) -> None:
     """An external dataset (pipeline/external.py) has a readable spec and path, a name of its own, and its
     windows and models; a section naming a dataset that is neither built in nor registered is a typo."""
-    import re
-
-    from . import external
-
     registered = config.get("external", {})
     for name, entry in registered.items():
-        if name in BUILT_IN or re.fullmatch(r"equivariance_\d+|default|shards", name):
+        if name in FAMILIES or re.fullmatch(r"equivariance_\d+|default|shards", name):
             raise ConfigError(f"config['external'][{name!r}]: the name is taken by the pipeline's own datasets")
         for section in ("windows", "models"):
             if name not in config.get(section, {}):
@@ -105,7 +101,7 @@ def _check_external(config: dict) -> None:
             external.check_spec(name, entry)
         except external.ExternalDataError as e:
             raise ConfigError(str(e)) from None
-    known = set(BUILT_IN) | set(registered)
+    known = set(FAMILIES) | set(registered)
     training, fig3 = config.get("training", {}), config.get("figures", {}).get("fig3", {})
     sections = [("config['windows']", config.get("windows", {}), known | {"default"}),
                 ("config['models']", config.get("models", {}), known),
@@ -122,13 +118,10 @@ def _check_external(config: dict) -> None:
 
 def _check_models(config: dict) -> None:
     """Every model named in ``models`` and ``alpha_sweep`` exists for its dataset's symmetry."""
-    from .models import names
-    from .train import symmetry_of
-
     wanted = [(f"config['models'][{f!r}]", symmetry_of(f if f != "equivariance" else "equivariance_0", config), m)
               for f, ms in config["models"].items() for m in ms]
     sweep = config["alpha_sweep"]
-    wanted.append(("config['alpha_sweep']['model']", symmetry_of(sweep["dataset"]), sweep["model"]))
+    wanted.append(("config['alpha_sweep']['model']", symmetry_of(sweep["dataset"], config), sweep["model"]))
     for where, symmetry, name in wanted:
         known = names(symmetry)
         if name not in known:

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .catalogue import (FAMILIES, TEST_DOMAIN, TRAIN, equivariance_base_indices,  # noqa: F401 (re-exported)
+                        equivariance_level_members, frame_range, shard_indices)
 from .simulate import Plume, simulate
 from .symmetry import downscale, rotate_point, rotate_vector
-
-FAMILIES = ("translation", "rotation", "scaling", "equivariance")
-TRAIN, TEST_DOMAIN = "train", "test_domain"
 
 
 @dataclass(frozen=True)
@@ -93,29 +92,6 @@ def family_sims(family: str, data: dict) -> list[Sim]:
                                       (0.0, cfg["buoyancy_step"] * (i + 1)), cfg["velocity_dt"], label),
                             TRAIN, {"base": i}))
     return sims
-
-
-def equivariance_level_members(level: int) -> tuple[int, int, int, int]:
-    """Base sims of level ``n``: ``(1, 1+n, 1+2n, 1+3n)``, rotated by 0, 1, 2, 3 quarter turns."""
-    return tuple(1 + j * level for j in range(4))
-
-
-def equivariance_base_indices(levels: int) -> list[int]:
-    """Every base sim that one of the levels ``0 .. levels-1`` uses, sorted."""
-    return sorted({i for n in range(levels) for i in equivariance_level_members(n)})
-
-
-def shard_indices(n_sims: int, sims_per_job: int) -> list[list[int]]:
-    """Split ``n_sims`` into jobs of at most ``sims_per_job`` sims, interleaved so that jobs of the
-    scaling family (whose cost grows with the sim index) get a similar share of large grids."""
-    n_jobs = max(1, -(-n_sims // int(sims_per_job)))
-    return [list(range(j, n_sims, n_jobs)) for j in range(n_jobs)]
-
-
-def frame_range(cfg: dict) -> tuple[int, int]:
-    """Stored frames ``[first, last)`` of a family section (frame ``t`` is the state after step ``t+1``)."""
-    last = int(cfg.get("last_frame", int(cfg["steps"]) - 1)) + 1
-    return int(cfg["first_frame"]), last
 
 
 def simulate_shard(family: str, data: dict, indices: list[int], method: str = "fast") -> np.ndarray:

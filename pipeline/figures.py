@@ -372,7 +372,7 @@ def choose_models(table1: pd.DataFrame, dataset: str, split: str = "test_domain"
 
 def load_model(path):
     """Rebuild a trained model from its ``model.pt`` (the training stage's format)."""
-    from .evaluate import load_model as _load
+    from .rollout import load_model as _load
     return _load(path, "cpu")[0]
 
 
@@ -384,7 +384,7 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
     import torch
 
     from . import datasets
-    from .evaluate import rollout
+    from .rollout import rollout
 
     t1 = pd.read_csv(table1) if table1 else pd.DataFrame(columns=["dataset", "model", "split", "rmse_mean"])
     chosen = choose_models(t1, dataset, split, baselines, models)

@@ -1,4 +1,7 @@
-"""The work of each Snakemake data job, as plain functions (workflow/scripts/* call these)."""
+"""The work of each Snakemake data job, as plain functions (workflow/scripts/* call these).
+
+``data`` is the rule's params: the ``data`` section of the config cut down to the keys the job reads (its
+family's section and the shared keys), so that a config edit reruns exactly the data it changes."""
 from __future__ import annotations
 
 import csv
@@ -9,16 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
-from .families import equivariance_base_indices, family_sims, frame_range, shard_indices, simulate_shard
+from .catalogue import equivariance_base_indices, frame_range, shard_indices
+from .families import family_sims, simulate_shard
 
 log = logging.getLogger("pipeline")
 
 
-def run_simulation_shard(family: str, shard: int, config: dict, output: str, threads: int = 1) -> None:
+def run_simulation_shard(family: str, shard: int, data: dict, output: str, threads: int = 1) -> None:
     """Simulate shard ``shard`` of ``family`` and save its frames to ``output`` (.npy, written atomically)."""
     import torch
     torch.set_num_threads(threads)  # torch's default (all cores) thrashes when Snakemake runs jobs side by side
-    data = config["data"]
     shards = shard_indices(len(family_sims(family, data)), data["sims_per_job"])
     if not 0 <= shard < len(shards):
         raise ValueError(f"{family}: shard {shard} does not exist (0..{len(shards) - 1})")
@@ -30,12 +33,11 @@ def run_simulation_shard(family: str, shard: int, config: dict, output: str, thr
     log.info("wrote %s %s", output, frames.shape)
 
 
-def _family_frames(family: str, config: dict, shard_files: list[str]):
+def _family_frames(family: str, data: dict, shard_files: list[str]):
     """The family's frames ``(sims, frames, 2, H, W)`` in storage order, as a dask array over the memory-mapped
     shard files in chunks of the store: assembling a family streams it, never holding it in memory."""
     import dask.array as da
 
-    data = config["data"]
     sims = family_sims(family, data)
     shards = shard_indices(len(sims), data["sims_per_job"])
     if len(shard_files) != len(shards):
@@ -53,30 +55,27 @@ def _family_frames(family: str, config: dict, shard_files: list[str]):
     return da.concatenate(parts)[order]
 
 
-def _provenance(config: dict, family: str) -> dict:
-    """The config sections that produced a family's stores (kept in their attributes)."""
-    data = config["data"]
-    return {"data": {k: data[k] for k in ("grid", "inflow_radius", family)}, "windows": config["windows"][family]}
+def _provenance(data: dict, family: str) -> dict:
+    """The config that produced a family's stores (kept in their attributes)."""
+    return {"data": {k: data[k] for k in ("grid", "inflow_radius", family)}}
 
 
-def assemble_dataset(family: str, config: dict, shard_files: list[str], output: str) -> None:
+def assemble_dataset(family: str, data: dict, shard_files: list[str], output: str) -> None:
     """Write the zarr store of a family from its shard files."""
-    data = config["data"]
     sims = family_sims(family, data)
-    velocity = _family_frames(family, config, shard_files)
+    velocity = _family_frames(family, data, shard_files)
     first, _ = frame_range(data[family])
     datasets.write_store(output, velocity, {
         "dataset": family, "family": family, "first_frame": first,
         "sims": [s.metadata() for s in sims],
-        "config": _provenance(config, family),
+        "config": _provenance(data, family),
     }, chunk_frames=data["chunk_frames"])
     log.info("wrote %s %s", output, velocity.shape)
 
 
-def build_equivariance_level(level: int, config: dict, shard_files: list[str], output: str) -> None:
+def build_equivariance_level(level: int, data: dict, shard_files: list[str], output: str) -> None:
     """Write the store of ``E_level`` from the base sims."""
-    data = config["data"]
-    base = _family_frames("equivariance", config, shard_files)
+    base = _family_frames("equivariance", data, shard_files)
     indices = equivariance_base_indices(data["equivariance"]["levels"])
     first, _ = frame_range(data["equivariance"])
     error_first, error_last = data["equivariance"]["error_frames"]
@@ -88,7 +87,7 @@ def build_equivariance_level(level: int, config: dict, shard_files: list[str], o
         "dataset": f"equivariance_{level}", "family": "equivariance", "level": level, "members": members,
         "data_equivariance_error": error, "error_frames": [error_first, error_last], "first_frame": first,
         "sims": sims,
-        "config": _provenance(config, "equivariance"),
+        "config": _provenance(data, "equivariance"),
     }, chunk_frames=data["chunk_frames"])
     log.info("wrote %s level %d, data equivariance error %.6f", output, level, error)
 

@@ -2,9 +2,9 @@
 
 :class:`SampleSource` opens a store once per job and hands out the samples of each split:
 
-* when the whole velocity array fits in ``cache_mb`` (the paper's stores do: at most ~400 MB) it is read once
-  into one tensor on the device and every split indexes it (``pipeline.evaluate.Samples``: the fastest way,
-  unchanged);
+* when the whole velocity array fits in ``cache_mb`` (the paper's stores do: at most ~400 MB), or no cache is
+  given, it is read once into one tensor on the device and every split indexes it (``pipeline.rollout.Samples``:
+  the fastest way, unchanged);
 * otherwise :class:`StoreSamples` assembles each batch from the store's chunks (one sim by ``chunk_frames``
   frames) through :class:`ChunkCache`, a least-recently-used cache of decoded chunks holding at most
   ``cache_mb``; the batches are the same tensors in the same order, only memory and speed differ.
@@ -63,7 +63,7 @@ class ChunkCache:
 
 
 class StoreSamples:
-    """The windows of one split read through a :class:`ChunkCache`: the interface of ``evaluate.Samples``
+    """The windows of one split read through a :class:`ChunkCache`: the interface of ``rollout.Samples``
     (``len``, ``get(idx) -> (inputs, targets)`` on ``device``, ``batches(size)``)."""
 
     def __init__(self, cache: ChunkCache, windows: datasets.Windows, device):
@@ -101,18 +101,18 @@ class SampleSource:
     ``in_memory`` says which way the samples are read (see the module docstring).
     """
 
-    def __init__(self, store: str, device, cache_mb: float):
+    def __init__(self, store: str, device, cache_mb: float | None = None):
         self.dataset = datasets.open_store(store)
         self.device = torch.device(device)
         array = self.dataset.velocity
         nbytes = int(np.prod(array.shape)) * np.dtype(array.dtype).itemsize
-        self.in_memory = nbytes <= cache_mb * MB
+        self.in_memory = cache_mb is None or nbytes <= cache_mb * MB
         if self.in_memory:
             self.frames = torch.from_numpy(np.asarray(array[...], dtype=np.float32)).to(self.device)
         else:
             self.cache = ChunkCache(array, int(cache_mb * MB))
 
     def samples(self, windows: datasets.Windows):
-        from .evaluate import Samples
+        from .rollout import Samples
 
         return Samples(self.frames, windows) if self.in_memory else StoreSamples(self.cache, windows, self.device)

@@ -19,7 +19,8 @@ import time
 import torch
 
 from .models import build, count_parameters
-from .train import PARAMETER_BUDGET, family_of, settings, symmetry_of
+from .runs import Settings, family_of, symmetry_of
+from .train import PARAMETER_BUDGET
 
 log = logging.getLogger("pipeline")
 
@@ -72,12 +73,11 @@ def time_forward_backward(model: torch.nn.Module, x: torch.Tensor, warmup: int =
     return statistics.median(times)
 
 
-def model_row(config: dict, dataset: str, model_name: str, repeat: int = 3) -> dict:
-    """The row of ``models.csv`` for one model at the settings it trains with on ``dataset``."""
-    train_cfg, hp = settings(config, dataset, model_name)
-    wcfg = config["windows"][family_of(dataset)]
-    grid = int(config["data"]["grid"])
-    hp = {**hp, "in_frames": int(wcfg["input_length"]), "frame_size": [grid, grid]}
+def model_row(run: dict, dataset: str, model_name: str, grid: int, repeat: int = 3) -> dict:
+    """The row of ``models.csv`` for one model at the settings it trains with on ``dataset``; ``run`` is the
+    run's ``pipeline.runs.train_params``."""
+    train_cfg, hp = Settings(**run["training"]), dict(run["model"])
+    hp = {**hp, "in_frames": int(run["windows"]["input_length"]), "frame_size": [grid, grid]}
     torch.manual_seed(0)
     model = build(model_name, symmetry_of(dataset), **hp)
     x = torch.randn(train_cfg.batch, hp["in_frames"], 2, grid, grid)
@@ -90,17 +90,13 @@ def model_row(config: dict, dataset: str, model_name: str, repeat: int = 3) -> d
             "fwd_bwd_ms_cpu": round(time_forward_backward(model, x, repeat=repeat), 1)}
 
 
-def write_models_table(config: dict, output: str, repeat: int = 3) -> list[dict]:
-    """``models.csv``: a row per (family, model) of ``config['models']`` (the equivariance levels as
-    ``equivariance_0``), timed on this job's CPU threads."""
+def write_models_table(params: dict, output: str, repeat: int = 3) -> list[dict]:
+    """``models.csv``: a row per configured (family, model) (``pipeline.runs.models_table_params``; the
+    equivariance levels as ``equivariance_0``), timed on this job's CPU threads."""
     rows = []
-    for family, models in config["models"].items():
-        if family in config.get("external", {}):  # sized on the paper's grid; external data has its own
-            continue
-        dataset = "equivariance_0" if family == "equivariance" else family
-        for name in models:
-            rows.append(model_row(config, dataset, name, repeat))
-            log.info("%s", rows[-1])
+    for r in params["runs"]:
+        rows.append(model_row(r["run"], r["dataset"], r["model"], params["grid"], repeat))
+        log.info("%s", rows[-1])
     tmp = f"{output}.partial"
     with open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=COLUMNS)

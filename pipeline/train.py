@@ -10,8 +10,8 @@
   optimiser, scheduler, RNG states and the best weights, so a killed run restarted from it ends exactly as
   an uninterrupted one.
 
-Settings of a run come from the config (``training``: defaults < datasets[family] < models[family][model] <
-override, see config.yaml); :func:`settings` splits them into training settings and model hyper-parameters.
+Settings of a run are resolved from the config by ``pipeline.runs.train_params``: the training rules' params,
+which :func:`train_run` takes.
 """
 from __future__ import annotations
 
@@ -29,86 +29,15 @@ from pathlib import Path
 import torch
 
 from . import datasets, numerics
-from .evaluate import Samples, rollout, rollout_mse_per_step, split_rmse
+from .models import build, count_parameters
 from .loader import SampleSource
+from .rollout import Samples, resolve_device, rollout, rollout_mse_per_step, split_rmse
+from .runs import Settings, symmetry_of
 
 log = logging.getLogger("pipeline")
 
-TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length", "precision", "deterministic")
 LOG_COLUMNS = ("epoch", "train_rmse", "valid_rmse", "lr", "seconds")
-FAMILIES = ("translation", "rotation", "scaling", "equivariance")
 PARAMETER_BUDGET = 10 ** 7  # every model of the paper has fewer trainable parameters
-
-
-# --- configuration -----------------------------------------------------------------------------------------
-
-def family_of(dataset: str, config: dict | None = None) -> str:
-    """``equivariance_3`` -> ``equivariance``; the three families name their own dataset, and so does an external
-    dataset registered in ``config['external']`` (pipeline/external.py): it is a family of its own."""
-    if config and dataset in config.get("external", {}):
-        return dataset
-    family = "equivariance" if dataset.startswith("equivariance_") else dataset
-    if family not in FAMILIES:
-        raise ValueError(f"unknown dataset {dataset!r}; expected translation, rotation, scaling, equivariance_<n> "
-                         f"or an external dataset of config['external']")
-    return family
-
-
-def symmetry_of(dataset: str, config: dict | None = None) -> str:
-    """The symmetry whose models a dataset trains: the equivariance levels are C4 (rotation) data; an external
-    dataset's spec says its own."""
-    if config and dataset in config.get("external", {}):
-        from .external import symmetry
-        return symmetry(config["external"][dataset])
-    family = family_of(dataset)
-    return "rotation" if family == "equivariance" else family
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Training settings of a run (PROTOCOL.md)."""
-
-    epochs: int
-    patience: int
-    batch: int
-    lr: float
-    decay: float
-    weight_decay: float
-    out_length: int
-    precision: str = "fp32"      # pipeline.numerics.PRECISIONS
-    deterministic: bool = True
-
-
-def settings(config: dict, dataset: str, model: str, alpha: float | None = None) -> tuple[Settings, dict]:
-    """``(training settings, model hyper-parameters)`` of a run; ``alpha`` overrides the config's (sweeps)."""
-    family = family_of(dataset, config)
-    tcfg = config["training"]
-    layers = [tcfg["defaults"], tcfg["datasets"].get(family, {}), tcfg["models"].get(family, {}).get(model, {}),
-              tcfg["override"]]
-    merged, options = {}, {}
-    for layer in layers:
-        layer = dict(layer or {})
-        options.update(layer.pop("options", None) or {})
-        merged.update(layer)
-    if alpha is not None:
-        merged["alpha"] = float(alpha)
-    train = Settings(**{k: merged.pop(k) for k in TRAINING_KEYS})
-    return train, {**merged, **options}
-
-
-def alpha_tag(alpha: float) -> str:
-    """How an alpha of the sweep appears in paths: ``1e-06``, ``0.0001``, ``0``."""
-    return f"{float(alpha):g}"
-
-
-def resolve_device(config: dict | None = None, device=None) -> torch.device:
-    """``device`` if given, else the config's (``auto``: CUDA when present, else CPU)."""
-    choice = device or (config or {}).get("training", {}).get("device", "auto")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    if str(choice).startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
-    return torch.device(choice)
 
 
 # --- the loop ----------------------------------------------------------------------------------------------
@@ -186,8 +115,10 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
             log.warning("%s: %s belongs to other settings; starting afresh", run, checkpoint)
 
     n = len(train)
-    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=run, file=sys.stderr, disable=not progress,
-               dynamic_ncols=True, unit="epoch")
+    # disable=None: a bar only when stderr is a terminal; in a log file (a SLURM job's, a redirected run's) each
+    # redraw would be a new line among other jobs' lines, and the epoch lines below carry the same numbers
+    bar = tqdm(total=config.epochs, initial=state["epoch"], desc=run, file=sys.stderr,
+               disable=None if progress else True, dynamic_ncols=True, unit="epoch")
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
         epoch = state["epoch"] + 1
         start = time.perf_counter()
@@ -248,28 +179,27 @@ def write_log(history: list[dict], path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def train_run(config: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
-              alpha: float | None = None, device=None, progress: bool = True) -> FitResult:
+def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
+              alpha: float | None = None, device=None, progress: bool = True, cache_mb: float | None = None) -> FitResult:
     """Train one run and write ``model.pt`` (best weights + what rebuilds the model) and ``log.csv``.
 
+    ``params``: the run's settings, ``pipeline.runs.train_params`` (the rule's params). ``alpha``: the value of
+    an alpha sweep, which names the run (``params`` holds it already). ``device`` overrides the params' device.
+    ``cache_mb``: the memory for the velocity read (``pipeline.loader``; ``None``: the whole store in memory).
     ``out_dir/checkpoint.pt`` is kept while the run is unfinished (a restarted job resumes from it).
     """
-    from .models import build, count_parameters
-
     run = f"{dataset_name}/{model_name}/seed{seed}" + ("" if alpha is None else f"/alpha{alpha:g}")
-    train_cfg, hp = settings(config, dataset_name, model_name, alpha)
+    device = resolve_device(device or params["device"])
+    train_cfg, hp, wcfg = Settings(**params["training"]), dict(params["model"]), params["windows"]
     numerics.configure(train_cfg.precision, train_cfg.deterministic)
-    device = resolve_device(config, device)
-    family = family_of(dataset_name, config)
-    wcfg = config["windows"][family]
-    source = SampleSource(store, device, config["training"]["cache_mb"])  # in memory when the store fits the cache
+    source = SampleSource(store, device, cache_mb)  # in memory when the store fits the cache
     ds = source.dataset
     if ds.attrs.get("dataset") != dataset_name:
         raise ValueError(f"{run}: {store} holds dataset {ds.attrs.get('dataset')!r}, not {dataset_name!r}")
     train = source.samples(datasets.split_windows(ds, "train", wcfg, train_cfg.out_length))
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, train_cfg.out_length))
     hp = {**hp, "in_frames": int(wcfg["input_length"]), "frame_size": [int(s) for s in ds.velocity.shape[-2:]]}
-    symmetry = symmetry_of(dataset_name, config)
+    symmetry = ds.attrs.get("symmetry") or symmetry_of(dataset_name)  # an external dataset's store says its own
     torch.manual_seed(seed)
     model = build(model_name, symmetry, **hp).to(device)
     if count_parameters(model) >= PARAMETER_BUDGET:
@@ -281,7 +211,7 @@ def train_run(config: dict, dataset_name: str, store: str, model_name: str, seed
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
     result = fit(model, train, valid, train_cfg, seed, run, checkpoint, {"hyperparameters": hp, "model": model_name},
-                 config["training"]["eval_batch"], progress)
+                 params["eval_batch"], progress)
     saved = {"name": model_name, "symmetry": symmetry, "dataset": dataset_name, "seed": seed,
              "hyperparameters": hp, "training": asdict(train_cfg), "state_dict": result.best_state,
              "best_epoch": result.best_epoch, "best_valid_rmse": result.best_valid_rmse,

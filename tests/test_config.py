@@ -1,5 +1,7 @@
 import copy
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -38,3 +40,13 @@ def test_errors_name_the_key(edit, message):
     edit(cfg)
     with pytest.raises(pipeline_config.ConfigError, match=message):
         pipeline_config.validate(cfg)
+
+
+@pytest.mark.parametrize("name", ["quick", "tiny"])
+def test_preset_header_command_works_from_another_directory(name, tmp_path):
+    """The command in a preset's header comment plans its jobs, also with the run's files in another folder."""
+    header = [line for line in open(os.path.join(ROOT, "presets", f"{name}.yaml")) if line.startswith("#")]
+    command = next(line.lstrip("# ").split() for line in header if line.lstrip("# ").startswith("snakemake "))
+    cmd = [sys.executable, "-m", "snakemake", *command[1:], "-n", "--quiet", "--directory", str(tmp_path)]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 
 from pipeline import datasets
-from pipeline.evaluate import Samples
+from pipeline.rollout import Samples
 from pipeline.loader import MB, SampleSource, StoreSamples
 
 WINDOWS = {"offset": 1, "input_length": 3, "rollout": 4, "train": [0, 9], "valid": [9, 11], "test_future": [11, 13],

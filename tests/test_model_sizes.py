@@ -8,6 +8,8 @@ import torch
 
 from pipeline import model_sizes
 from pipeline.models import build, count_parameters
+from pipeline import runs
+from pipeline.runs import settings, symmetry_of
 from test_train import tiny_config
 
 X = torch.randn(1, 2, 2, 16, 16)
@@ -28,7 +30,7 @@ def test_channels_measure_what_hidden_means(symmetry, name, hp, channels):
 def test_models_table_has_a_row_per_configured_model(tmp_path):
     cfg = tiny_config()
     out = tmp_path / "models.csv"
-    rows = model_sizes.write_models_table(cfg, str(out), repeat=1)
+    rows = model_sizes.write_models_table(runs.models_table_params(cfg), str(out), repeat=1)
     expected = [(f, m) for f, ms in cfg["models"].items() for m in ms]
     assert [(r["family"], r["model"]) for r in rows] == expected
     with open(out) as fh:
@@ -37,9 +39,9 @@ def test_models_table_has_a_row_per_configured_model(tmp_path):
     grid = cfg["data"]["grid"]
     for r in rows:
         dataset = "equivariance_0" if r["family"] == "equivariance" else r["family"]
-        _, hp = model_sizes.settings(cfg, dataset, r["model"])
+        _, hp = settings(cfg, dataset, r["model"])
         in_frames = cfg["windows"][r["family"]]["input_length"]
-        model = build(r["model"], model_sizes.symmetry_of(dataset), **hp, in_frames=in_frames, frame_size=[grid, grid])
+        model = build(r["model"], symmetry_of(dataset), **hp, in_frames=in_frames, frame_size=[grid, grid])
         assert r["parameters"] == count_parameters(model) and r["under_budget"]
         assert r["fwd_bwd_ms_cpu"] > 0 and r["batch"] == cfg["training"]["override"]["batch"]
     by = {(r["family"], r["model"]): r for r in rows}

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from pipeline import evaluate, numerics, train
+from pipeline import evaluate, numerics, runs, train
 from test_train import samples, settings, tiny_config, write_synthetic_store
 
 
@@ -78,7 +78,10 @@ def test_precision_changes_training_and_is_recorded(tmp_path):
 
     cfg = tiny_config(epochs=1, precision="bf16")
     store = write_synthetic_store(tmp_path / "translation.zarr")
-    train.train_run(cfg, "translation", store, "conv", 0, str(tmp_path / "run"), progress=False)
-    m = evaluate.evaluate_run(cfg, "translation", store, str(tmp_path / "run" / "model.pt"), str(tmp_path / "m.json"))
+    params = runs.train_params(cfg, "translation", "conv")
+    assert params["training"]["precision"] == "bf16", "the rule's params carry the precision (a change reruns)"
+    train.train_run(params, "translation", store, "conv", 0, str(tmp_path / "run"), progress=False)
+    m = evaluate.evaluate_run(runs.evaluate_params(cfg, "translation"), "translation", store,
+                              str(tmp_path / "run" / "model.pt"), str(tmp_path / "m.json"))
     assert (m["training_precision"], m["training_deterministic"]) == ("bf16", True)
     assert m["evaluation_numerics"]["cudnn_conv"] == "ieee" and m["evaluation_numerics"]["deterministic_algorithms"]

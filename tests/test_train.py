@@ -10,8 +10,8 @@ import torch
 from snakemake.utils import update_config
 
 from pipeline import config as pipeline_config
-from pipeline import datasets, train
-from pipeline.evaluate import Samples, frames_tensor
+from pipeline import datasets, runs, train
+from pipeline.rollout import Samples, frames_tensor
 from pipeline.models import build
 from pipeline.models.common import Model
 
@@ -42,7 +42,7 @@ def synthetic_velocity(sims: int = 3, frames: int = 22, size: int = 16, seed: in
 
 def write_synthetic_store(path, dataset: str = "translation", roles=("train", "train", "test_domain"), **extra):
     velocity = synthetic_velocity(len(roles))
-    family = train.family_of(dataset)
+    family = runs.family_of(dataset)
     datasets.write_store(path, velocity, {"dataset": dataset, "family": family, "first_frame": 0,
                                           "sims": [{"index": i, "role": r} for i, r in enumerate(roles)], **extra})
     return str(path)
@@ -60,9 +60,9 @@ def samples(out_length: int = 2):
             Samples(frames, datasets.split_windows(ds, "valid", WINDOWS, out_length)), ds)
 
 
-def settings(**kw) -> train.Settings:
+def settings(**kw) -> runs.Settings:
     base = dict(epochs=3, patience=10, batch=4, lr=1e-2, decay=0.95, weight_decay=0.0, out_length=2)
-    return train.Settings(**{**base, **kw})
+    return runs.Settings(**{**base, **kw})
 
 
 def conv():
@@ -157,22 +157,11 @@ def test_non_finite_loss_names_the_run_and_epoch():
         train.fit(Exploding(), tr, va, settings(), seed=3, run="translation/exploding/seed3", progress=False)
 
 
-def test_settings_resolution_order():
-    cfg = pipeline_config.load(ROOT / "config.yaml")
-    s, hp = train.settings(cfg, "scaling", "rsteer")
-    assert (s.batch, s.lr, s.decay, s.weight_decay, s.out_length) == (8, 1e-4, 0.95, 4e-4, 6)
-    assert (hp["hidden"], hp["alpha"], hp["kernel_size"], hp["scales"]) == (64, 1e-6, 5, [1.0, 1.5, 2.0, 2.5])
-    s, hp = train.settings(cfg, "equivariance_4", "rsteer", alpha=0.5)
-    assert (s.batch, s.decay, hp["hidden"], hp["alpha"]) == (32, 0.9, 32, 0.5)
-    s, hp = train.settings(cfg, "translation", "rgroup")
-    assert (hp["hidden"], hp["banks"], hp["kernel_size"], hp["alpha"], s.batch, s.lr) == (128, 2, 3, 0.0, 8, 1e-3)
-    assert train.settings(tiny_config(), "rotation", "rsteer")[1]["hidden"] == 2  # override wins
-
-
 # --- whole runs on a store (train_run) -----------------------------------------------------------------------
 
 def _run(cfg, store, out):
-    train.train_run(cfg, "translation", store, "conv", 0, str(out), progress=False)
+    train.train_run(runs.train_params(cfg, "translation", "conv"), "translation", store, "conv", 0, str(out),
+                    progress=False)
     saved = torch.load(Path(out) / "model.pt", weights_only=True)
     with open(Path(out) / "log.csv") as fh:
         rows = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
@@ -230,3 +219,10 @@ def test_checkpoint_of_other_settings_is_not_resumed(store, tmp_path):
     torch.save({"fingerprint": {"run": "other"}}, tmp_path / "r" / "checkpoint.pt")
     _, rows = _run(tiny_config(epochs=2), store, tmp_path / "r")
     assert [int(r["epoch"]) for r in rows] == [1, 2]
+
+
+def test_no_progress_bar_off_a_terminal(capsys):
+    """A job's stderr is its log file, shared with nothing that redraws: tqdm draws only on a terminal."""
+    tr, va, _ = samples()
+    train.fit(conv(), tr, va, settings(epochs=1), seed=0, run="synthetic", progress=True)
+    assert "synthetic:" not in capsys.readouterr().err

@@ -59,3 +59,10 @@ def test_shared_hyperparameters_accepted_by_every_model(symmetry):
         model = build(name, symmetry, **hp)
         assert isinstance(model, torch.nn.Module)
         assert callable(getattr(model, "regularizer", None))
+
+
+@pytest.mark.parametrize("symmetry", SYMMETRIES_TESTED)
+def test_name_list_matches_the_modules(symmetry):
+    """``NAMES`` (what the config is validated against without importing torch) lists each module's models."""
+    from pipeline.models import NAMES, _registry
+    assert NAMES[symmetry] == tuple(_registry(symmetry))

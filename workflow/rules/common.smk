@@ -1,11 +1,13 @@
 # Config validation, the wildcard values derived from the config, and the constraints that make a typo in
-# a target fail at once.
+# a target fail at once. Building the DAG needs only Snakemake: the modules imported here (pipeline.config,
+# catalogue, runs, external and the models' name list) use the standard library, yaml and jsonschema; numpy, torch and
+# escnn are imported inside the jobs.
 import sys
 
 sys.path.insert(0, workflow.basedir)
 
 from pipeline import config as pipeline_config
-from pipeline.families import family_sims, shard_indices
+from pipeline.catalogue import family_shards
 
 pipeline_config.validate(config)
 
@@ -19,7 +21,23 @@ DATASETS_ALL = expand("results/data/{dataset}.zarr", dataset=DATASETS)
 
 
 def n_shards(family):
-    return len(shard_indices(len(family_sims(family, config["data"])), config["data"]["sims_per_job"]))
+    return len(family_shards(family, config["data"]))
+
+
+def grow(amount):
+    """A resource (runtime, mem_mb) that grows with each try of a job: `--retries` (profiles/slurm) reruns a
+    failed job, on a cluster typically one killed at its time or memory limit, asking for `attempt` times more."""
+    return lambda wildcards, attempt: amount * attempt
+
+
+# The data jobs' params: what each reads of config["data"], so that editing a family's section reruns that
+# family's data and what depends on it, and nothing else.
+SIMULATION_KEYS = ("grid", "inflow_radius", "sims_per_job")
+STORE_KEYS = SIMULATION_KEYS + ("chunk_frames",)
+
+
+def data_params(family, shared=SIMULATION_KEYS):
+    return {k: config["data"][k] for k in (*shared, family)}
 
 
 wildcard_constraints:
@@ -32,9 +50,8 @@ wildcard_constraints:
 # --- training, evaluation and tables (workflow/rules/learn.smk, tables.smk) ---------------------------------
 import re
 
-from dataclasses import asdict
-
-from pipeline.train import alpha_tag, family_of, settings as run_settings
+from pipeline import runs
+from pipeline.runs import alpha_tag, family_of
 
 SEEDS = config["seeds"]
 SWEEP = config["alpha_sweep"]
@@ -44,12 +61,17 @@ RUN = "results/runs/{dataset}/{model}/seed{seed}"
 SWEEP_RUN = "results/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}"
 
 
-def train_params(wildcards, alpha=None):
-    """Everything a training run depends on besides its data and code, as rule params, so that a config change
-    reruns exactly the runs it affects."""
-    train, hyper = run_settings(config, wildcards.dataset, wildcards.model, alpha)
-    return {"training": asdict(train), "model": hyper,
-            "windows": config["windows"][family_of(wildcards.dataset, config)]}
+def train_params(wildcards):
+    """Everything a training run reads besides its data and code (pipeline.runs.train_params), as rule params, so
+    that a config change reruns exactly the runs it affects. The one place a run's settings are resolved; the
+    sweep's runs get their alpha from the wildcard."""
+    alpha = wildcards.get("alpha")
+    return runs.train_params(config, wildcards.dataset, wildcards.model, None if alpha is None else float(alpha))
+
+
+def evaluate_params(wildcards):
+    """What an evaluation reads besides the data and the trained model (pipeline.runs.evaluate_params)."""
+    return runs.evaluate_params(config, wildcards.dataset)
 
 
 def run_metrics(datasets):

@@ -5,14 +5,16 @@
 rule simulate_shard:
     output:
         temp("results/data/shards/{family}/{shard}.npy"),
+    params:
+        data=lambda wc: data_params(wc.family),
     log:
         "results/logs/simulate/{family}_{shard}.log",
     benchmark:
         "results/benchmarks/simulate/{family}_{shard}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=120,
+        mem_mb=grow(4000),
+        runtime=grow(120),
     conda:
         "../../envs/simulation.yaml"
     script:
@@ -26,12 +28,14 @@ rule assemble_dataset:
         directory("results/data/{family}.zarr"),
     wildcard_constraints:
         family="translation|rotation|scaling",
+    params:
+        data=lambda wc: data_params(wc.family, STORE_KEYS),
     log:
         "results/logs/assemble/{family}.log",
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=30,
+        mem_mb=grow(8000),
+        runtime=grow(30),
     conda:
         "../../envs/simulation.yaml"
     script:
@@ -43,12 +47,14 @@ rule equivariance_level:
         expand("results/data/shards/equivariance/{shard}.npy", shard=range(n_shards("equivariance"))),
     output:
         directory("results/data/equivariance_{level}.zarr"),
+    params:
+        data=data_params("equivariance", STORE_KEYS),
     log:
         "results/logs/assemble/equivariance_{level}.log",
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000),
+        runtime=grow(30),
     conda:
         "../../envs/simulation.yaml"
     script:
@@ -71,8 +77,8 @@ rule import_external:
         "results/logs/assemble/{external}.log",
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=30,
+        mem_mb=grow(4000),
+        runtime=grow(30),
     conda:
         "../../envs/simulation.yaml"
     script:
@@ -88,8 +94,8 @@ rule equivariance_table:
         "results/logs/assemble/equivariance_table.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=grow(1000),
+        runtime=grow(10),
     conda:
         "../../envs/simulation.yaml"
     script:

@@ -1,7 +1,12 @@
 # Training (one job per dataset, model, seed) and evaluation of the trained model; the alpha sweep reuses both.
-# A killed training job resumes from checkpoint.pt in its run folder when restarted.
+# Each job reads only its params (pipeline.runs), so a config edit reruns exactly the runs it changes.
+# A killed, requeued or retried training job resumes from checkpoint.pt in its run folder (not an output, so
+# Snakemake keeps it when it retries the job).
 
 RESOURCES = config["training"]["resources"]
+# The memory for the velocity a job reads (pipeline/loader.py): a resource, not a param, since it changes memory and
+# speed but never a result, so changing it reruns nothing.
+CACHE_MB = config["training"]["cache_mb"]
 
 
 rule train:
@@ -11,17 +16,17 @@ rule train:
         model=f"{RUN}/model.pt",
         log_csv=f"{RUN}/log.csv",
     params:
-        alpha=None,
-        settings=train_params,
+        run=train_params,
     log:
         "results/logs/train/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train/{dataset}/{model}/seed{seed}.tsv"
     threads: RESOURCES["threads"]
     resources:
-        mem_mb=RESOURCES["mem_mb"],
-        runtime=RESOURCES["runtime"],
+        mem_mb=grow(RESOURCES["mem_mb"]),
+        runtime=grow(RESOURCES["runtime"]),
         gpu=RESOURCES["gpu"],
+        cache_mb=CACHE_MB,
     conda:
         "../../envs/training.yaml"
     script:
@@ -32,9 +37,6 @@ use rule train as train_alpha with:
     output:
         model=f"{SWEEP_RUN}/model.pt",
         log_csv=f"{SWEEP_RUN}/log.csv",
-    params:
-        alpha=lambda wc: float(wc.alpha),
-        settings=lambda wc: train_params(wc, float(wc.alpha)),
     log:
         "results/logs/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}.log",
     benchmark:
@@ -47,15 +49,18 @@ rule evaluate:
         model=f"{RUN}/model.pt",
     output:
         f"{RUN}/metrics.json",
+    params:
+        run=evaluate_params,
     log:
         "results/logs/evaluate/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/evaluate/{dataset}/{model}/seed{seed}.tsv"
     threads: RESOURCES["threads"]
     resources:
-        mem_mb=RESOURCES["mem_mb"],
-        runtime=60,
+        mem_mb=grow(RESOURCES["mem_mb"]),
+        runtime=grow(60),
         gpu=RESOURCES["gpu"],
+        cache_mb=CACHE_MB,
     conda:
         "../../envs/training.yaml"
     script:

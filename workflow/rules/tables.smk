@@ -93,11 +93,7 @@ rule models_table:
         mem_mb=RESOURCES["mem_mb"],
         runtime=120,
     params:
-        # what the rows depend on: the models, their settings, the input length and the frame size
-        models=config["models"],
-        training={k: config["training"][k] for k in ("defaults", "datasets", "models", "override")},
-        input_length={f: w["input_length"] for f, w in config["windows"].items() if f != "default"},
-        grid=config["data"]["grid"],
+        table=runs.models_table_params(config),  # every configured run's settings and the frame size
     conda:
         "../../envs/training.yaml"
     script:

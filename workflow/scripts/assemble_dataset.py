@@ -4,4 +4,4 @@ sys.path.insert(0, snakemake.scriptdir + "/../..")
 from pipeline import jobs  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
-jobs.assemble_dataset(snakemake.wildcards.family, snakemake.config, list(snakemake.input), snakemake.output[0])
+jobs.assemble_dataset(snakemake.wildcards.family, snakemake.params.data, list(snakemake.input), snakemake.output[0])

@@ -4,4 +4,5 @@ sys.path.insert(0, snakemake.scriptdir + "/../..")
 from pipeline import jobs  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
-jobs.build_equivariance_level(int(snakemake.wildcards.level), snakemake.config, list(snakemake.input), snakemake.output[0])
+jobs.build_equivariance_level(int(snakemake.wildcards.level), snakemake.params.data, list(snakemake.input),
+                              snakemake.output[0])

@@ -7,4 +7,4 @@ from pipeline import jobs, model_sizes  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-model_sizes.write_models_table(snakemake.config, snakemake.output[0])
+model_sizes.write_models_table(snakemake.params.table, snakemake.output[0])

@@ -4,5 +4,5 @@ sys.path.insert(0, snakemake.scriptdir + "/../..")
 from pipeline import jobs  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
-jobs.run_simulation_shard(snakemake.wildcards.family, int(snakemake.wildcards.shard), snakemake.config, snakemake.output[0],
-                         threads=snakemake.threads)
+jobs.run_simulation_shard(snakemake.wildcards.family, int(snakemake.wildcards.shard), snakemake.params.data,
+                          snakemake.output[0], threads=snakemake.threads)

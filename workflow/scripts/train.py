@@ -9,5 +9,7 @@ from pipeline import jobs, train  # noqa: E402
 jobs.setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 wc = snakemake.wildcards
-train.train_run(snakemake.config, wc.dataset, snakemake.input[0], wc.model, int(wc.seed),
-                out_dir=os.path.dirname(snakemake.output.model), alpha=snakemake.params.alpha)
+alpha = wc.get("alpha")
+train.train_run(snakemake.params.run, wc.dataset, snakemake.input[0], wc.model, int(wc.seed),
+                out_dir=os.path.dirname(snakemake.output.model), alpha=None if alpha is None else float(alpha),
+                cache_mb=snakemake.resources.cache_mb)

@@ -1,0 +1,107 @@
+"""The settings of each training run (dataset, model, seed) and what its jobs read from the config.
+
+Standard library only: Snakemake imports this to build its DAG, where torch is not installed. The rule params
+of a training or evaluation job are :func:`train_params` and :func:`evaluate_params`, the jobs read nothing
+else from the config, so a config edit reruns exactly the jobs whose params it changes.
+
+Settings of a run resolve in this order (later wins, see config.yaml): ``training.defaults`` <
+``training.datasets[family]`` < ``training.models[family][model]`` < ``training.override``;
+:func:`settings` splits them into training settings and model hyper-parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from . import external
+from .catalogue import FAMILIES
+
+TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length", "precision", "deterministic")
+# The window keys each job reads (windows of the other splits do not change its result).
+TRAIN_WINDOW_KEYS = ("offset", "input_length", "train", "valid")
+EVALUATE_WINDOW_KEYS = ("offset", "input_length", "rollout", "valid", "test_future", "test_domain")
+
+
+def family_of(dataset: str, config: dict | None = None) -> str:
+    """``equivariance_3`` -> ``equivariance``; the three families name their own dataset, and so does an external
+    dataset registered in ``config['external']`` (pipeline/external.py): it is a family of its own."""
+    if config and dataset in config.get("external", {}):
+        return dataset
+    family = "equivariance" if dataset.startswith("equivariance_") else dataset
+    if family not in FAMILIES:
+        raise ValueError(f"unknown dataset {dataset!r}; expected translation, rotation, scaling, equivariance_<n> "
+                         f"or an external dataset of config['external']")
+    return family
+
+
+def symmetry_of(dataset: str, config: dict | None = None) -> str:
+    """The symmetry whose models a dataset trains: the equivariance levels are C4 (rotation) data; an external
+    dataset's spec says its own."""
+    if config and dataset in config.get("external", {}):
+        return external.symmetry(config["external"][dataset])
+    family = family_of(dataset)
+    return "rotation" if family == "equivariance" else family
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Training settings of a run (PROTOCOL.md)."""
+
+    epochs: int
+    patience: int
+    batch: int
+    lr: float
+    decay: float
+    weight_decay: float
+    out_length: int
+    precision: str = "fp32"      # pipeline.numerics.PRECISIONS
+    deterministic: bool = True
+
+
+def settings(config: dict, dataset: str, model: str, alpha: float | None = None) -> tuple[Settings, dict]:
+    """``(training settings, model hyper-parameters)`` of a run; ``alpha`` overrides the config's (sweeps)."""
+    family = family_of(dataset, config)
+    tcfg = config["training"]
+    layers = [tcfg["defaults"], tcfg["datasets"].get(family, {}), tcfg["models"].get(family, {}).get(model, {}),
+              tcfg["override"]]
+    merged, options = {}, {}
+    for layer in layers:
+        layer = dict(layer or {})
+        options.update(layer.pop("options", None) or {})
+        merged.update(layer)
+    if alpha is not None:
+        merged["alpha"] = float(alpha)
+    train = Settings(**{k: merged.pop(k) for k in TRAINING_KEYS})
+    return train, {**merged, **options}
+
+
+def alpha_tag(alpha: float) -> str:
+    """How an alpha of the sweep appears in paths: ``1e-06``, ``0.0001``, ``0``."""
+    return f"{float(alpha):g}"
+
+
+def _windows(config: dict, dataset: str, keys: tuple[str, ...]) -> dict:
+    w = config["windows"][family_of(dataset, config)]
+    return {k: w[k] for k in keys if k in w}
+
+
+def train_params(config: dict, dataset: str, model: str, alpha: float | None = None) -> dict:
+    """Everything a training run reads besides its data and code: the one place a run's settings are resolved
+    (the ``train`` rules' params; ``pipeline.train.train_run`` takes this dict)."""
+    train, hyper = settings(config, dataset, model, alpha)
+    return {"training": asdict(train), "model": hyper, "windows": _windows(config, dataset, TRAIN_WINDOW_KEYS),
+            "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
+
+
+def evaluate_params(config: dict, dataset: str) -> dict:
+    """Everything an evaluation reads besides the data and the trained model (``pipeline.evaluate.evaluate_run``)."""
+    return {"windows": _windows(config, dataset, EVALUATE_WINDOW_KEYS), "device": config["training"]["device"],
+            "eval_batch": config["training"]["eval_batch"]}
+
+
+def models_table_params(config: dict) -> dict:
+    """What ``results/tables/models.csv`` depends on (``pipeline.model_sizes``): every configured run's settings
+    on the paper's datasets (the equivariance levels as ``equivariance_0``; not external ones) and the frame size."""
+    rows = [{"dataset": "equivariance_0" if family == "equivariance" else family, "model": name}
+            for family, models in config["models"].items() if family in FAMILIES for name in models]
+    return {"runs": [{**r, "run": train_params(config, r["dataset"], r["model"])} for r in rows],
+            "grid": int(config["data"]["grid"])}

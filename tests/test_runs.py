@@ -1,0 +1,73 @@
+"""The DAG-time modules: run settings, the params of each job, and that they import without numpy or torch."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from test_train import tiny_config
+
+from pipeline import config as pipeline_config
+from pipeline import runs
+
+ROOT = Path(__file__).resolve().parent.parent
+# What the jobs' environments bring and an environment with only Snakemake lacks (numpy and pandas come with
+# Snakemake's slurm plugin, but the DAG-time modules must not need them either).
+JOBS_ONLY = ("torch", "escnn", "scipy", "zarr", "phi", "phiml", "matplotlib", "tqdm")
+NOT_STDLIB = JOBS_ONLY + ("numpy", "pandas")
+
+
+def run_blocked(blocked: tuple[str, ...], code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``code`` where importing any of ``blocked`` fails, as in an environment without them."""
+    block = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {blocked!r}:
+                    raise ModuleNotFoundError(f"blocked: {{name}}")
+        sys.meta_path.insert(0, Block())
+        sys.path.insert(0, {str(ROOT)!r})
+    """)
+    return subprocess.run([sys.executable, "-c", block + textwrap.dedent(code), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_dag_time_modules_import_without_numpy_or_torch():
+    done = run_blocked(NOT_STDLIB, """
+        from pipeline import catalogue, config, models, runs
+        cfg = config.validate(config.load("config.yaml"))
+        assert models.names("rotation") and runs.train_params(cfg, "rotation", "rsteer")
+    """)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_snakemake_builds_the_dag_without_numpy_or_torch(tmp_path):
+    done = run_blocked(JOBS_ONLY, """
+        import sys
+        from snakemake.cli import main
+        main(sys.argv[1:])
+    """, "-n", "--quiet", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "all")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+
+
+def test_settings_resolution_order():
+    cfg = pipeline_config.load(ROOT / "config.yaml")
+    s, hp = runs.settings(cfg, "scaling", "rsteer")
+    assert (s.batch, s.lr, s.decay, s.weight_decay, s.out_length) == (8, 1e-4, 0.95, 4e-4, 6)
+    assert (hp["hidden"], hp["alpha"], hp["kernel_size"], hp["scales"]) == (64, 1e-6, 5, [1.0, 1.5, 2.0, 2.5])
+    s, hp = runs.settings(cfg, "equivariance_4", "rsteer", alpha=0.5)
+    assert (s.batch, s.decay, hp["hidden"], hp["alpha"]) == (32, 0.9, 32, 0.5)
+    s, hp = runs.settings(cfg, "translation", "rgroup")
+    assert (hp["hidden"], hp["banks"], hp["kernel_size"], hp["alpha"], s.batch, s.lr) == (128, 2, 3, 0.0, 8, 1e-3)
+    assert runs.settings(tiny_config(), "rotation", "rsteer")[1]["hidden"] == 2  # override wins
+
+
+def test_jobs_get_only_the_window_keys_they_read():
+    cfg = pipeline_config.load(ROOT / "config.yaml")
+    train = runs.train_params(cfg, "rotation", "rsteer", alpha=1e-2)
+    assert set(train["windows"]) == {"offset", "input_length", "train", "valid"}
+    assert train["model"]["alpha"] == 1e-2 and train["training"]["out_length"] == 6
+    evaluate = runs.evaluate_params(cfg, "equivariance_3")
+    assert set(evaluate["windows"]) == {"offset", "input_length", "rollout", "valid"}  # no test splits here
+    assert set(runs.evaluate_params(cfg, "rotation")["windows"]) == set(runs.EVALUATE_WINDOW_KEYS)

@@ -1,0 +1,92 @@
+"""A config edit reruns exactly what it changes: every job's params carry the config it reads (pipeline.runs,
+workflow/rules/common.smk), so Snakemake's params trigger picks the jobs. Outputs are created empty and marked
+up to date with `--touch` (which records their params), then a dry run with an edited config lists the jobs.
+(`--list-changes params` is no check in Snakemake 9.27: it lists every output that has recorded params, because
+an empty ParamsChange or-ed with another returns the other, files and all.)"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = [str(ROOT / "presets" / "tiny.yaml")]
+
+
+def snakemake(workdir: Path, *args: str) -> str:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def planned_jobs(workdir: Path, *configs: str) -> set[tuple[str, str]]:
+    """``(rule, wildcards)`` of every job a dry run of ``all`` would run."""
+    out = snakemake(workdir, "-n", "--configfile", *CONFIGS, *configs, "--", "all")
+    jobs = set()
+    for block in re.split(r"\n(?=\[.*\]\n(?:local)?rule )", out):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.M)
+        if rule and rule[1] != "all":
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.add((rule[1], wildcards[1] if wildcards else ""))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def done_run(tmp_path_factory):
+    """A workdir where every output of the tiny preset exists and is up to date."""
+    work = tmp_path_factory.mktemp("params")
+    summary = snakemake(work, "--configfile", *CONFIGS, "--summary", "--", "all")
+    for line in summary.splitlines()[1:]:
+        path = work / line.split("\t")[0]
+        if not line.startswith("results/"):
+            continue
+        if path.suffix == ".zarr":
+            path.mkdir(parents=True, exist_ok=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+    snakemake(work, "--configfile", *CONFIGS, "--touch", "--forceall", "--cores", "1", "--", "all")
+    assert planned_jobs(work) == set(), "a touched run should be up to date"
+    return work
+
+
+def edited(tmp_path: Path, edit: dict) -> str:
+    path = tmp_path / "edit.yaml"
+    path.write_text(yaml.safe_dump(edit))
+    return str(path)
+
+
+def test_rotation_data_edit_reruns_rotation_data_and_what_uses_it(done_run, tmp_path):
+    jobs = planned_jobs(done_run, edited(tmp_path, {"data": {"rotation": {"test_domain": [[3, 2]]}}}))
+    rules = {rule for rule, _ in jobs}
+    assert {w for r, w in jobs if r in ("simulate_shard", "assemble_dataset")} == {
+        "family=rotation, shard=0", "family=rotation, shard=1", "family=rotation"}
+    assert {w.split(",")[0] for r, w in jobs if r in ("train", "evaluate", "train_alpha", "evaluate_alpha")} == \
+        {"dataset=rotation"}
+    assert "equivariance_level" not in rules and "figure_heat" not in rules
+    assert ("rollout_table", "dataset=rotation") in jobs and ("rollout_table", "dataset=translation") not in jobs
+
+
+def test_test_window_edit_reruns_evaluations_not_training(done_run, tmp_path):
+    jobs = planned_jobs(done_run, edited(tmp_path, {"windows": {"rotation": {"test_future": [9, 11]}}}))
+    rules = {rule for rule, _ in jobs}
+    assert not rules & {"simulate_shard", "assemble_dataset", "train", "train_alpha"}
+    assert {w.split(",")[0] for r, w in jobs if r in ("evaluate", "evaluate_alpha")} == {"dataset=rotation"}
+
+
+def test_train_window_edit_reruns_training_of_that_family_only(done_run, tmp_path):
+    jobs = planned_jobs(done_run, edited(tmp_path, {"windows": {"translation": {"train": [0, 5]}}}))
+    assert not {rule for rule, _ in jobs} & {"simulate_shard", "assemble_dataset"}
+    assert {w.split(",")[0] for r, w in jobs if r == "train"} == {"dataset=translation"}
+
+
+def test_model_setting_edit_reruns_that_model_only(done_run, tmp_path):
+    edit = {"training": {"models": {"rotation": {"conv": {"kernel_size": 5}}}}}
+    jobs = planned_jobs(done_run, edited(tmp_path, edit))
+    assert {(r, w) for r, w in jobs if r.startswith("train")} == {("train", "dataset=rotation, model=conv, seed=0")}
