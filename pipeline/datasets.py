@@ -106,6 +106,26 @@ def _write_array(group, name: str, dims: tuple, values: np.ndarray, attrs: dict)
         array.attrs.update(attrs)
 
 
+class _ChunkReader:
+    """An array-like over a memory-mapped (or otherwise lazily readable) array that copies only the slice asked
+    for: dask's ``from_array`` copies a numpy array whole, memory-mapped ones included, before any chunk is used."""
+
+    def __init__(self, array):
+        self.array, self.shape, self.dtype, self.ndim = array, array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key):
+        return np.array(self.array[key])
+
+
+def lazy_frames(array, chunk_frames: int):
+    """``array`` (sims, frames, 2, H, W), memory-mapped .npy, a tensor's numpy view or a zarr array, as a dask
+    array in the store's chunks (one sim by ``chunk_frames`` frames) that reads one chunk at a time."""
+    import dask.array as da
+
+    chunks = (1, min(chunk_frames, array.shape[1]), *array.shape[2:])
+    return da.from_array(_ChunkReader(array), chunks=chunks, name=False)
+
+
 def write_store(path: str | os.PathLike, velocity, attrs: dict, chunk_frames: int = 32) -> None:
     """Write ``velocity`` (sims, frames, 2, H, W; a numpy or a dask array), its coordinates and ``attrs`` to
     a zarr v3 store at ``path``, atomically, one chunk at a time."""

@@ -160,6 +160,8 @@ def _velocity(entry: dict, spec: dict, chunk_frames: int):
     import dask.array as da
     import numpy as np
 
+    from . import datasets
+
     parts, shape = [], None
     for f, a in _arrays(entry, spec):
         if a.ndim != 5 or a.shape[2] != 2:
@@ -173,7 +175,7 @@ def _velocity(entry: dict, spec: dict, chunk_frames: int):
         if spec["symmetry"] == "rotation" and a.shape[3] != a.shape[4]:
             raise ExternalDataError(f"{f}: rotation models need square frames (H == W); got H={a.shape[3]}, "
                                     f"W={a.shape[4]}")
-        x = da.from_array(a, chunks=(1, min(chunk_frames, a.shape[1]), 2, *a.shape[3:]))
+        x = datasets.lazy_frames(a, chunk_frames)
         bad = np.flatnonzero(~da.isfinite(x).all(axis=(1, 2, 3, 4)).compute())
         if bad.size:
             raise ExternalDataError(f"{f}: NaN or infinite values in sims {bad.tolist()} of this file")

@@ -50,7 +50,7 @@ def _family_frames(family: str, data: dict, shard_files: list[str]):
         if parts and part.shape[1:] != parts[0].shape[1:]:
             raise ValueError(f"{path}: frames of shape {part.shape[1:]}, expected {parts[0].shape[1:]} as in "
                              f"{shard_files[0]}")
-        parts.append(da.from_array(part, chunks=(1, data["chunk_frames"], *part.shape[2:])))
+        parts.append(datasets.lazy_frames(part, data["chunk_frames"]))
     order = np.argsort(np.concatenate(shards))  # shards interleave the sims; storage order is by index
     return da.concatenate(parts)[order]
 

@@ -144,3 +144,23 @@ def test_windows_follow_the_protocol_offsets(tiny):
         datasets.split_windows(d, "test_future", {**w, "test_future": [0, 20]})
     with pytest.raises(ValueError, match="unknown split 'tset'"):
         datasets.split_windows(d, "tset", w)
+
+
+def test_assembly_streams_chunk_by_chunk(tmp_path):
+    """write_store of lazy_frames reads the source one store chunk at a time (never the whole array)."""
+    velocity = np.random.default_rng(3).normal(size=(3, 10, 2, 4, 4)).astype(np.float32)
+
+    class Recorded:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.ndim, self.reads = a, a.shape, a.dtype, a.ndim, []
+
+        def __getitem__(self, key):
+            self.reads.append(self.a[key].shape)
+            return self.a[key]
+
+    source = Recorded(velocity)
+    sims = [{"index": i, "role": "train"} for i in range(3)]
+    datasets.write_store(tmp_path / "d.zarr", datasets.lazy_frames(source, 4), {"dataset": "d", "sims": sims},
+                         chunk_frames=4)
+    np.testing.assert_array_equal(datasets.load(tmp_path / "d.zarr").velocity, velocity)
+    assert source.reads and max(int(np.prod(r)) for r in source.reads) <= 4 * 2 * 4 * 4
