@@ -419,9 +419,9 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
     from . import datasets
     from .rollout import rollout
 
-    t1 = pd.read_csv(table1)
+    t1 = pd.read_csv(table1) if table1 else pd.DataFrame(columns=["dataset", "model", "split", "rmse_mean"])
     chosen = choose_models(t1, dataset, split, baselines, models)
-    ds = datasets.load(store)
+    ds = datasets.open_store(store)  # reads only the sample drawn
     w = datasets.split_windows(ds, split, windows)
     if not 0 <= sample < len(w):
         raise IndexError(f"figures sample {sample} is out of range: {dataset} {split} has {len(w)} samples")

@@ -247,7 +247,7 @@ def draw_job(params: dict, dataset: str, model: str, store: str, output: str) ->
     ``params``: ``{"run": the model's run params, "tuning": the config's tuning section}``."""
     from . import datasets
 
-    frame_size = datasets.load(store).velocity.shape[-2:]
+    frame_size = datasets.open_store(store).velocity.shape[-2:]  # lazily opened: no velocity read
     drawn = draw_trials(params["run"], params["tuning"], dataset, model, frame_size)
     write_yaml(drawn, output)
     return drawn
@@ -268,21 +268,25 @@ def trial_params(config: dict, dataset: str, trial: dict) -> dict:
             "seed": int(config["tuning"]["seed"])}
 
 
-def validation_score(run: dict, store: str, model_path: str, device=None) -> float:
-    """Validation RMSE of a saved model over the test horizon (``run['windows']['rollout']`` steps)."""
+def validation_score(run: dict, store: str, model_path: str, device=None, cache_mb: float | None = None) -> float:
+    """Validation RMSE of a saved model over the test horizon (``run['windows']['rollout']`` steps), read as the
+    evaluation reads (``pipeline.loader``: in memory when the store fits ``cache_mb``)."""
     from . import datasets
-    from .rollout import Samples, frames_tensor, load_model, resolve_device, rollout_mse_per_step, split_rmse
+    from .loader import SampleSource
+    from .rollout import load_model, resolve_device, rollout_mse_per_step, split_rmse
 
     device = resolve_device(device or run["device"])
     wcfg = run["windows"]
     model, _ = load_model(model_path, device)
-    ds = datasets.load(store)
-    valid = Samples(frames_tensor(ds, device), datasets.split_windows(ds, "valid", wcfg, int(wcfg["rollout"])))
+    source = SampleSource(store, device, cache_mb)
+    valid = source.samples(datasets.split_windows(source.dataset, "valid", wcfg, int(wcfg["rollout"])))
     return split_rmse(rollout_mse_per_step(model, valid, run["eval_batch"]))[0]
 
 
-def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, output: str, device=None) -> dict:
+def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, output: str, device=None,
+              cache_mb: float | None = None) -> dict:
     """Train one trial (``params``: :func:`trial_params`) and write its ``result.json`` (score, size, time).
+    ``cache_mb``: the memory for the velocity read, as for a training run.
 
     A trial whose training diverges (non-finite loss, common at the largest learning rates) is recorded as
     ``diverged`` with an infinite score instead of failing the workflow. The trial's weights are deleted once
@@ -294,13 +298,14 @@ def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, 
     start = time.perf_counter()
     out = {"dataset": dataset, "model": model, **trial, "settings": {**run["training"], **run["model"]}}
     try:
-        fit = train_run(run, dataset, store, model, params["seed"], out_dir, device=device, progress=False)
+        fit = train_run(run, dataset, store, model, params["seed"], out_dir, device=device, progress=False,
+                        cache_mb=cache_mb)
     except FloatingPointError as e:
         log.warning("%s/%s trial %d diverged: %s", dataset, model, trial["trial"], e)
         out.update(status="diverged", valid_rmse=math.inf, best_epoch=None, epochs_run=None)
     else:
         model_path = Path(out_dir) / "model.pt"
-        out.update(status="trained", valid_rmse=validation_score(run, store, model_path, device),
+        out.update(status="trained", valid_rmse=validation_score(run, store, model_path, device, cache_mb),
                    best_epoch=fit.best_epoch, epochs_run=fit.epochs_run)
         model_path.unlink()
     out["seconds"] = time.perf_counter() - start

@@ -1,6 +1,6 @@
 # Config validation, the wildcard values derived from the config, and the constraints that make a typo in
 # a target fail at once. Building the DAG needs only Snakemake: the modules imported here (pipeline.config,
-# catalogue, runs and the models' name list) use the standard library, yaml and jsonschema; numpy, torch and
+# catalogue, runs, external and the models' name list) use the standard library, yaml and jsonschema; numpy, torch and
 # escnn are imported inside the jobs.
 import sys
 
@@ -14,7 +14,9 @@ pipeline_config.validate(config)
 FAMILY_DATASETS = ["translation", "rotation", "scaling"]
 LEVELS = list(range(config["data"]["equivariance"]["levels"]))
 LEVEL_DATASETS = [f"equivariance_{n}" for n in LEVELS]
-DATASETS = FAMILY_DATASETS + LEVEL_DATASETS
+# Datasets of your own (config['external'], pipeline/external.py): each a family of its own.
+EXTERNAL_DATASETS = list(config.get("external", {}))
+DATASETS = FAMILY_DATASETS + LEVEL_DATASETS + EXTERNAL_DATASETS
 DATASETS_ALL = expand("results/data/{dataset}.zarr", dataset=DATASETS)
 
 
@@ -79,7 +81,7 @@ def evaluate_params(wildcards):
 def run_metrics(datasets):
     """metrics.json of every configured (model, seed) run of ``datasets``."""
     return [f"{RUN}/metrics.json".format(dataset=d, model=m, seed=s)
-            for d in datasets for m in config["models"][family_of(d)] for s in SEEDS]
+            for d in datasets for m in config["models"][family_of(d, config)] for s in SEEDS]
 
 
 SWEEP_METRICS = expand(f"{SWEEP_RUN}/metrics.json", dataset=SWEEP["dataset"], model=SWEEP["model"], alpha=ALPHAS,
@@ -87,7 +89,7 @@ SWEEP_METRICS = expand(f"{SWEEP_RUN}/metrics.json", dataset=SWEEP["dataset"], mo
 TABLES = [
     *expand("results/tables/table1.{ext}", ext=["csv", "md", "tex"]),
     "results/tables/equivariance.csv",
-    *expand("results/tables/rollout_{dataset}.csv", dataset=FAMILY_DATASETS),
+    *expand("results/tables/rollout_{dataset}.csv", dataset=FAMILY_DATASETS + EXTERNAL_DATASETS),
     "results/tables/alpha_sweep.csv",
     "results/tables/models.csv",
 ]
@@ -150,7 +152,7 @@ FIGURES_CFG = config["figures"]
 FIG3_CFG = FIGURES_CFG["fig3"]
 
 # Families that train at least one model get a rollout figure and (when listed) a Figure 3.
-TRAINED_FAMILIES = [f for f in FAMILY_DATASETS if config["models"][f]]
+TRAINED_FAMILIES = [f for f in FAMILY_DATASETS + EXTERNAL_DATASETS if config["models"][f]]
 FIG3_DATASETS = [d for d in FIG3_CFG["datasets"] if d in TRAINED_FAMILIES]
 FIGURES = (
     ["results/figures/fig2_heat.png"]
@@ -161,9 +163,14 @@ FIGURES = (
 )
 
 
+def fig3_model_list(dataset):
+    """The configured models of Figure 3; an external dataset, absent from Table 1, shows every model trained on it."""
+    return FIG3_CFG["models"].get(dataset) or (config["models"][dataset] if dataset in EXTERNAL_DATASETS else None)
+
+
 def fig3_models(wildcards):
     """Every model Figure 3 may show: the configured list, else every model trained on the dataset (table1
     picks among them), at the configured seed."""
-    models = FIG3_CFG["models"].get(wildcards.dataset) or config["models"][wildcards.dataset]
+    models = fig3_model_list(wildcards.dataset) or config["models"][wildcards.dataset]
     return expand("results/runs/{dataset}/{model}/seed{seed}/model.pt", dataset=wildcards.dataset, model=models,
                   seed=FIG3_CFG["seed"])

@@ -43,9 +43,10 @@ rule tune_trial:
         "results/benchmarks/tune/{dataset}/{model}/trial{trial}.tsv"
     threads: RESOURCES["threads"]
     resources:
-        mem_mb=RESOURCES["mem_mb"],
-        runtime=RESOURCES["runtime"],
+        mem_mb=grow(RESOURCES["mem_mb"]),
+        runtime=grow(RESOURCES["runtime"]),
         gpu=RESOURCES["gpu"],
+        cache_mb=CACHE_MB,
     conda:
         "../../envs/training.yaml"
     script:
