@@ -47,6 +47,8 @@ def validate(config: dict) -> dict:
     _check_external(config)
     if "models" in config:
         _check_models(config)
+    if "tuning" in config:
+        _check_tuning(config)
     if "figures" in config:
         _check_figures(config)
     return config
@@ -126,6 +128,21 @@ def _check_models(config: dict) -> None:
         known = names(symmetry)
         if name not in known:
             raise ConfigError(f"{where}: no model {name!r} for symmetry {symmetry!r}; expected one of {', '.join(known)}")
+
+
+def _check_tuning(config: dict) -> None:
+    """Tuned models are trained ones, and the search space parses (its names exist, its bounds are ordered)."""
+    from .tuning import parse_space
+
+    for family, models in config["tuning"]["models"].items():
+        untrained = sorted(set(models) - set(config["models"][family]))
+        if untrained:
+            raise ConfigError(f"config['tuning']['models'][{family!r}]: {untrained} are not trained "
+                              f"(config['models'][{family!r}] = {config['models'][family]})")
+    try:
+        parse_space(config["tuning"]["space"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _check_figures(config: dict) -> None:

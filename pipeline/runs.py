@@ -84,11 +84,16 @@ def _windows(config: dict, dataset: str, keys: tuple[str, ...]) -> dict:
     return {k: w[k] for k in keys if k in w}
 
 
-def train_params(config: dict, dataset: str, model: str, alpha: float | None = None) -> dict:
+def train_params(config: dict, dataset: str, model: str, alpha: float | None = None, tuned: dict | None = None) -> dict:
     """Everything a training run reads besides its data and code: the one place a run's settings are resolved
-    (the ``train`` rules' params; ``pipeline.train.train_run`` takes this dict)."""
-    train, hyper = settings(config, dataset, model, alpha)
-    return {"training": asdict(train), "model": hyper, "windows": _windows(config, dataset, TRAIN_WINDOW_KEYS),
+    (the ``train`` rules' params; ``pipeline.train.train_run`` takes this dict). ``tuned``: the settings that the
+    hyper-parameter search selected (``best.yaml``), put over the config's; a sweep's ``alpha`` goes over both."""
+    train, hyper = settings(config, dataset, model)
+    merged = {**asdict(train), **hyper, **(tuned or {})}
+    if alpha is not None:
+        merged["alpha"] = float(alpha)
+    training = {k: merged.pop(k) for k in TRAINING_KEYS}
+    return {"training": training, "model": merged, "windows": _windows(config, dataset, TRAIN_WINDOW_KEYS),
             "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
 
 

@@ -50,7 +50,9 @@ wildcard_constraints:
 # --- training, evaluation and tables (workflow/rules/learn.smk, tables.smk) ---------------------------------
 import re
 
-from pipeline import runs
+import yaml
+
+from pipeline import runs, tuning
 from pipeline.runs import alpha_tag, family_of
 
 SEEDS = config["seeds"]
@@ -63,10 +65,12 @@ SWEEP_RUN = "results/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}"
 
 def train_params(wildcards):
     """Everything a training run reads besides its data and code (pipeline.runs.train_params), as rule params, so
-    that a config change reruns exactly the runs it affects. The one place a run's settings are resolved; the
-    sweep's runs get their alpha from the wildcard."""
+    that a config change reruns exactly the runs it affects. The one place a run's settings are resolved: a tuned
+    (dataset, model) takes its selection's settings (best.yaml) over the config's; the sweep's runs get their alpha
+    from the wildcard."""
     alpha = wildcards.get("alpha")
-    return runs.train_params(config, wildcards.dataset, wildcards.model, None if alpha is None else float(alpha))
+    return runs.train_params(config, wildcards.dataset, wildcards.model, None if alpha is None else float(alpha),
+                             tuned=selected_settings(wildcards))
 
 
 def evaluate_params(wildcards):
@@ -95,6 +99,52 @@ wildcard_constraints:
     model="|".join(MODELS_ALL),
     seed="|".join(map(str, SEEDS)),
     alpha="|".join(map(re.escape, ALPHAS)),
+
+
+# --- hyper-parameter search (workflow/rules/tune.smk) -------------------------------------------------------
+# (dataset, model) pairs searched, whose final runs take the selection's settings (train_params)
+TUNED_FAMILIES = ["translation", "rotation", "scaling"]
+TUNED = [(d, m) for d in TUNED_FAMILIES for m in config["tuning"]["models"][d]]
+
+
+def selection_input(wildcards):
+    """best.yaml of a tuned (dataset, model), an input of its runs. Asked of the checkpoint, so that Snakemake
+    decides whether a run is to rerun only once the selection exists; ancient, so that it reruns when the settings
+    it holds change (train_params), not when the file is rewritten."""
+    if (wildcards.dataset, wildcards.model) not in TUNED:
+        return []
+    return ancient(checkpoints.tune_select.get(dataset=wildcards.dataset, model=wildcards.model).output[0])
+
+
+def selected_settings(wildcards):
+    """The searched settings chosen for a tuned (dataset, model) (its best.yaml), else none."""
+    if (wildcards.dataset, wildcards.model) not in TUNED:
+        return {}
+    path = checkpoints.tune_select.get(dataset=wildcards.dataset, model=wildcards.model).output[0]
+    with open(path) as fh:
+        return yaml.safe_load(fh)["settings"]
+
+
+TUNE = "results/tuning/{dataset}/{model}"
+TRIAL_INDICES = list(range(config["tuning"]["trials"]))
+TUNING_TABLES = ["results/tables/hyperparameters.csv", "results/figures/tuning.png"] if TUNED else []
+TUNING_OUTPUTS = [f"{TUNE}/best.yaml".format(dataset=d, model=m) for d, m in TUNED] + TUNING_TABLES
+
+
+def trials_input(wildcards):
+    """trials.yaml of the trial's (dataset, model), asked of the checkpoint (as in selection_input)."""
+    return ancient(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0])
+
+
+def trial_params(wildcards):
+    """What a trial reads (pipeline.tuning.trial_params): its entry of trials.yaml, as run params."""
+    with open(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0]) as fh:
+        trial = yaml.safe_load(fh)["trials"][int(wildcards.trial)]
+    return tuning.trial_params(config, wildcards.dataset, trial)
+
+
+wildcard_constraints:
+    trial="|".join(map(str, TRIAL_INDICES)),
 
 
 # --- figures (workflow/rules/figures.smk) --------------------------------------------------------------------

@@ -12,6 +12,7 @@ CACHE_MB = config["training"]["cache_mb"]
 rule train:
     input:
         "results/data/{dataset}.zarr",
+        selection=selection_input,
     output:
         model=f"{RUN}/model.pt",
         log_csv=f"{RUN}/log.csv",
