@@ -1,5 +1,5 @@
 # Approximately equivariant networks for imperfectly symmetric dynamics (Wang, Walters, Yu, ICML 2022):
-# simulations -> zarr datasets -> training -> evaluation -> tables and figures.
+# simulations -> zarr datasets -> hyper-parameter search -> training -> evaluation -> tables and figures.
 import os
 
 from snakemake.utils import min_version
@@ -18,6 +18,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/learn.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/analysis.smk"
@@ -27,6 +28,7 @@ rule all:
     input:
         DATASETS_ALL,
         "results/data/equivariance_levels.csv",
+        TUNING_OUTPUTS,
         TABLES,
         FIGURES,
         ANALYSIS,

@@ -1,15 +1,19 @@
 """Config validation: the JSON schema (workflow/schemas/config.schema.yaml) plus the checks a schema
-cannot express (windows that fit in the simulated frames, held-out tasks that exist, model names).
+cannot express (windows that fit in the simulated frames, held-out tasks that exist, model names, external
+datasets whose spec and path exist and that are configured like a family).
 
 Snakemake runs it when it builds the DAG, so it imports only the standard library, yaml and jsonschema (both
-Snakemake's own dependencies) and the light modules ``catalogue``, ``runs`` and the ``models`` name list."""
+Snakemake's own dependencies) and the light modules ``catalogue``, ``runs``, ``external`` and the ``models`` name
+list."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
-from .catalogue import TEST_DOMAIN, TRAIN, frame_range, sim_keys, sim_roles, task_key
+from . import external
+from .catalogue import FAMILIES, TEST_DOMAIN, TRAIN, frame_range, sim_keys, sim_roles, task_key
 from .models import names
 from .runs import symmetry_of
 
@@ -40,8 +44,11 @@ def validate(config: dict) -> dict:
         e = errors[0]
         raise ConfigError(f"{_where(e.absolute_path)}: {e.message}")
     _check_semantics(config)
+    _check_external(config)
     if "models" in config:
         _check_models(config)
+    if "tuning" in config:
+        _check_tuning(config)
     if "figures" in config:
         _check_figures(config)
     return config
@@ -81,16 +88,61 @@ def _check_semantics(config: dict) -> None:
             raise ConfigError(f"config['data'][{family!r}]: needs both train and held-out (test_domain) sims")
 
 
+def _check_external(config: dict) -> None:
+    """An external dataset (pipeline/external.py) has a readable spec and path, a name of its own, and its
+    windows and models; a section naming a dataset that is neither built in nor registered is a typo."""
+    registered = config.get("external", {})
+    for name, entry in registered.items():
+        if name in FAMILIES or re.fullmatch(r"equivariance_\d+|default|shards", name):
+            raise ConfigError(f"config['external'][{name!r}]: the name is taken by the pipeline's own datasets")
+        for section in ("windows", "models"):
+            if name not in config.get(section, {}):
+                raise ConfigError(f"config[{section!r}]: no entry for the external dataset {name!r} "
+                                  f"(config['external'][{name!r}])")
+        try:
+            external.check_spec(name, entry)
+        except external.ExternalDataError as e:
+            raise ConfigError(str(e)) from None
+    known = set(FAMILIES) | set(registered)
+    training, fig3 = config.get("training", {}), config.get("figures", {}).get("fig3", {})
+    sections = [("config['windows']", config.get("windows", {}), known | {"default"}),
+                ("config['models']", config.get("models", {}), known),
+                ("config['training']['datasets']", training.get("datasets", {}), known),
+                ("config['training']['models']", training.get("models", {}), known),
+                ("config['figures']['fig3']['models']", fig3.get("models", {}), known - {"equivariance"}),
+                ("config['figures']['fig3']['datasets']", fig3.get("datasets", []), known - {"equivariance"})]
+    for where, section, allowed in sections:
+        for name in section:
+            if name not in allowed:
+                raise ConfigError(f"{where}: {name!r} is neither one of the families nor an external dataset "
+                                  f"registered in config['external'] ({', '.join(sorted(registered)) or 'none'})")
+
+
 def _check_models(config: dict) -> None:
     """Every model named in ``models`` and ``alpha_sweep`` exists for its dataset's symmetry."""
-    wanted = [(f"config['models'][{f!r}]", symmetry_of(f if f != "equivariance" else "equivariance_0"), m)
+    wanted = [(f"config['models'][{f!r}]", symmetry_of(f if f != "equivariance" else "equivariance_0", config), m)
               for f, ms in config["models"].items() for m in ms]
     sweep = config["alpha_sweep"]
-    wanted.append(("config['alpha_sweep']['model']", symmetry_of(sweep["dataset"]), sweep["model"]))
+    wanted.append(("config['alpha_sweep']['model']", symmetry_of(sweep["dataset"], config), sweep["model"]))
     for where, symmetry, name in wanted:
         known = names(symmetry)
         if name not in known:
             raise ConfigError(f"{where}: no model {name!r} for symmetry {symmetry!r}; expected one of {', '.join(known)}")
+
+
+def _check_tuning(config: dict) -> None:
+    """Tuned models are trained ones, and the search space parses (its names exist, its bounds are ordered)."""
+    from .tuning import parse_space
+
+    for family, models in config["tuning"]["models"].items():
+        untrained = sorted(set(models) - set(config["models"][family]))
+        if untrained:
+            raise ConfigError(f"config['tuning']['models'][{family!r}]: {untrained} are not trained "
+                              f"(config['models'][{family!r}] = {config['models'][family]})")
+    try:
+        parse_space(config["tuning"]["space"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _check_figures(config: dict) -> None:

@@ -15,8 +15,8 @@ import torch
 
 from . import datasets, metrics, numerics
 from .models import count_parameters
-from .rollout import Samples, frames_tensor, load_model, resolve_device, rollout, split_rmse
-from .runs import family_of, symmetry_of
+from .loader import SampleSource
+from .rollout import Samples, load_model, resolve_device, rollout, split_rmse
 
 log = logging.getLogger("pipeline")
 
@@ -54,9 +54,11 @@ def mean_rotation_equivariance_error(model: torch.nn.Module, samples: Samples, b
     return total / n
 
 
-def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, output: str, device=None) -> dict:
+def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, output: str, device=None,
+                 cache_mb: float | None = None) -> dict:
     """Write ``metrics.json`` of one trained run; returns its contents. ``params``: the rule's
-    (``pipeline.runs.evaluate_params``); ``device`` overrides its device.
+    (``pipeline.runs.evaluate_params``); ``device`` overrides its device; ``cache_mb``: the memory for the velocity
+    read (``pipeline.loader``; ``None``: the whole store in memory).
 
     Family datasets: RMSE over the ``windows["rollout"]``-step rollout of both test splits, overall and per step.
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
@@ -66,11 +68,11 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     """
     numerics_state = numerics.configure("fp32", deterministic=True)
     device = resolve_device(device or params["device"])
-    family = family_of(dataset_name)
     wcfg, batch = params["windows"], params["eval_batch"]
     model, saved = load_model(model_path, device)
-    ds = datasets.load(store)
-    frames = frames_tensor(ds, device)
+    source = SampleSource(store, device, cache_mb)  # in memory when the store fits the cache
+    ds = source.dataset
+    family = ds.attrs["family"]
     steps = int(wcfg["rollout"])
     out = {
         "dataset": dataset_name, "model": saved["name"], "seed": saved["seed"], "symmetry": saved["symmetry"],
@@ -81,13 +83,13 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
         "evaluation_numerics": numerics_state, "device": str(device),
     }
     threshold = params.get("correlation_threshold", metrics.CORRELATION_THRESHOLD)
-    valid = Samples(frames, datasets.split_windows(ds, "valid", wcfg, steps))
+    valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
     out.update(split_scores(model, valid, batch, "valid", threshold=threshold))
     for split in TEST_SPLITS:
         if split in wcfg:
-            samples = Samples(frames, datasets.split_windows(ds, split, wcfg))
+            samples = source.samples(datasets.split_windows(ds, split, wcfg))
             out.update(split_scores(model, samples, batch, split, threshold=threshold))
-    if symmetry_of(dataset_name) == "rotation":
+    if saved["symmetry"] == "rotation":
         out["equivariance_error"] = mean_rotation_equivariance_error(model, valid, batch)
     if family == "equivariance":
         out["level"] = ds.attrs["level"]

@@ -20,6 +20,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -248,6 +249,38 @@ def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling"
     return fig
 
 
+# --- the hyper-parameter search --------------------------------------------------------------------------
+
+@_styled
+def plot_tuning(df: pd.DataFrame):
+    """Validation RMSE of every trial against its index, one panel per dataset, one colour per model: trained
+    trials as markers, the best so far as a line, the chosen trial ringed. Trial 0 is the config's setting."""
+    _require(df, ["dataset", "model", "trial", "status", "chosen", "valid_rmse"], "hyperparameters table")
+    done = df[df["status"] == "trained"]
+    datasets = [d for d in ("translation", "rotation", "scaling") if d in set(df["dataset"])]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(PAGE, 2.6), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, dataset in zip(axes[0], datasets):
+        part = done[done["dataset"] == dataset]
+        for model in model_order(part["model"]):
+            m = part[part["model"] == model].sort_values("trial")
+            trial, rmse = m["trial"].to_numpy(dtype=float), m["valid_rmse"].to_numpy(dtype=float)
+            color = model_color(model)
+            ax.plot(trial, rmse, color=color, marker=model_marker(model), linestyle="none", markersize=3, alpha=0.6)
+            ax.step(trial, np.minimum.accumulate(rmse), where="post", color=color,
+                    label=model_label(model, dataset))
+            best = m[m["chosen"].astype(bool)]
+            ax.plot(best["trial"].to_numpy(dtype=float), best["valid_rmse"].to_numpy(dtype=float), linestyle="none",
+                    marker="o", markersize=8, markerfacecolor="none", markeredgecolor="black")
+        ax.set_title(dataset.capitalize())
+        ax.set_xlabel("Trial (0: config setting)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_yscale("log")
+        ax.legend(fontsize=6)
+    axes[0, 0].set_ylabel(f"Validation RMSE ({VELOCITY_UNIT})")
+    return fig
+
+
 def _power_label(a: float) -> str:
     e = np.log10(a)
     if np.isclose(e, round(e)):
@@ -387,9 +420,9 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
     from . import datasets
     from .rollout import rollout
 
-    t1 = pd.read_csv(table1)
+    t1 = pd.read_csv(table1) if table1 else pd.DataFrame(columns=["dataset", "model", "split", "rmse_mean"])
     chosen = choose_models(t1, dataset, split, baselines, models)
-    ds = datasets.load(store)
+    ds = datasets.open_store(store)  # reads only the sample drawn
     w = datasets.split_windows(ds, split, windows)
     if not 0 <= sample < len(w):
         raise IndexError(f"figures sample {sample} is out of range: {dataset} {split} has {len(w)} samples")

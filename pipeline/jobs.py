@@ -33,18 +33,26 @@ def run_simulation_shard(family: str, shard: int, data: dict, output: str, threa
     log.info("wrote %s %s", output, frames.shape)
 
 
-def _family_frames(family: str, data: dict, shard_files: list[str]) -> np.ndarray:
+def _family_frames(family: str, data: dict, shard_files: list[str]):
+    """The family's frames ``(sims, frames, 2, H, W)`` in storage order, as a dask array over the memory-mapped
+    shard files in chunks of the store: assembling a family streams it, never holding it in memory."""
+    import dask.array as da
+
     sims = family_sims(family, data)
     shards = shard_indices(len(sims), data["sims_per_job"])
     if len(shard_files) != len(shards):
         raise ValueError(f"{family}: expected {len(shards)} shard files, got {len(shard_files)}")
-    parts = [np.load(f, mmap_mode="r") for f in shard_files]
-    out = np.empty((len(sims), *parts[0].shape[1:]), dtype=np.float32)
-    for indices, part, path in zip(shards, parts, shard_files):
+    parts = []
+    for indices, path in zip(shards, shard_files):
+        part = np.load(path, mmap_mode="r")
         if part.shape[0] != len(indices):
             raise ValueError(f"{path}: holds {part.shape[0]} sims, expected {len(indices)}")
-        out[indices] = part
-    return out
+        if parts and part.shape[1:] != parts[0].shape[1:]:
+            raise ValueError(f"{path}: frames of shape {part.shape[1:]}, expected {parts[0].shape[1:]} as in "
+                             f"{shard_files[0]}")
+        parts.append(datasets.lazy_frames(part, data["chunk_frames"]))
+    order = np.argsort(np.concatenate(shards))  # shards interleave the sims; storage order is by index
+    return da.concatenate(parts)[order]
 
 
 def _provenance(data: dict, family: str) -> dict:

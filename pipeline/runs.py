@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from . import external
 from .catalogue import FAMILIES
 
 TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length", "precision", "deterministic")
@@ -20,16 +21,23 @@ TRAIN_WINDOW_KEYS = ("offset", "input_length", "train", "valid")
 EVALUATE_WINDOW_KEYS = ("offset", "input_length", "rollout", "valid", "test_future", "test_domain")
 
 
-def family_of(dataset: str) -> str:
-    """``equivariance_3`` -> ``equivariance``; the three families name their own dataset."""
+def family_of(dataset: str, config: dict | None = None) -> str:
+    """``equivariance_3`` -> ``equivariance``; the three families name their own dataset, and so does an external
+    dataset registered in ``config['external']`` (pipeline/external.py): it is a family of its own."""
+    if config and dataset in config.get("external", {}):
+        return dataset
     family = "equivariance" if dataset.startswith("equivariance_") else dataset
     if family not in FAMILIES:
-        raise ValueError(f"unknown dataset {dataset!r}; expected translation, rotation, scaling or equivariance_<n>")
+        raise ValueError(f"unknown dataset {dataset!r}; expected translation, rotation, scaling, equivariance_<n> "
+                         f"or an external dataset of config['external']")
     return family
 
 
-def symmetry_of(dataset: str) -> str:
-    """The symmetry whose models a dataset trains: the equivariance levels are C4 (rotation) data."""
+def symmetry_of(dataset: str, config: dict | None = None) -> str:
+    """The symmetry whose models a dataset trains: the equivariance levels are C4 (rotation) data; an external
+    dataset's spec says its own."""
+    if config and dataset in config.get("external", {}):
+        return external.symmetry(config["external"][dataset])
     family = family_of(dataset)
     return "rotation" if family == "equivariance" else family
 
@@ -51,7 +59,7 @@ class Settings:
 
 def settings(config: dict, dataset: str, model: str, alpha: float | None = None) -> tuple[Settings, dict]:
     """``(training settings, model hyper-parameters)`` of a run; ``alpha`` overrides the config's (sweeps)."""
-    family = family_of(dataset)
+    family = family_of(dataset, config)
     tcfg = config["training"]
     layers = [tcfg["defaults"], tcfg["datasets"].get(family, {}), tcfg["models"].get(family, {}).get(model, {}),
               tcfg["override"]]
@@ -72,15 +80,20 @@ def alpha_tag(alpha: float) -> str:
 
 
 def _windows(config: dict, dataset: str, keys: tuple[str, ...]) -> dict:
-    w = config["windows"][family_of(dataset)]
+    w = config["windows"][family_of(dataset, config)]
     return {k: w[k] for k in keys if k in w}
 
 
-def train_params(config: dict, dataset: str, model: str, alpha: float | None = None) -> dict:
+def train_params(config: dict, dataset: str, model: str, alpha: float | None = None, tuned: dict | None = None) -> dict:
     """Everything a training run reads besides its data and code: the one place a run's settings are resolved
-    (the ``train`` rules' params; ``pipeline.train.train_run`` takes this dict)."""
-    train, hyper = settings(config, dataset, model, alpha)
-    return {"training": asdict(train), "model": hyper, "windows": _windows(config, dataset, TRAIN_WINDOW_KEYS),
+    (the ``train`` rules' params; ``pipeline.train.train_run`` takes this dict). ``tuned``: the settings that the
+    hyper-parameter search selected (``best.yaml``), put over the config's; a sweep's ``alpha`` goes over both."""
+    train, hyper = settings(config, dataset, model)
+    merged = {**asdict(train), **hyper, **(tuned or {})}
+    if alpha is not None:
+        merged["alpha"] = float(alpha)
+    training = {k: merged.pop(k) for k in TRAINING_KEYS}
+    return {"training": training, "model": merged, "windows": _windows(config, dataset, TRAIN_WINDOW_KEYS),
             "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
 
 
@@ -93,8 +106,8 @@ def evaluate_params(config: dict, dataset: str) -> dict:
 
 def models_table_params(config: dict) -> dict:
     """What ``results/tables/models.csv`` depends on (``pipeline.model_sizes``): every configured run's settings
-    (the equivariance levels as ``equivariance_0``) and the frame size."""
+    on the paper's datasets (the equivariance levels as ``equivariance_0``; not external ones) and the frame size."""
     rows = [{"dataset": "equivariance_0" if family == "equivariance" else family, "model": name}
-            for family, models in config["models"].items() for name in models]
+            for family, models in config["models"].items() if family in FAMILIES for name in models]
     return {"runs": [{**r, "run": train_params(config, r["dataset"], r["model"])} for r in rows],
             "grid": int(config["data"]["grid"])}

@@ -30,7 +30,8 @@ import torch
 
 from . import datasets, numerics
 from .models import build, count_parameters
-from .rollout import Samples, frames_tensor, resolve_device, rollout, rollout_mse_per_step, split_rmse
+from .loader import SampleSource
+from .rollout import Samples, resolve_device, rollout, rollout_mse_per_step, split_rmse
 from .runs import Settings, symmetry_of
 
 log = logging.getLogger("pipeline")
@@ -179,32 +180,33 @@ def write_log(history: list[dict], path: str | os.PathLike) -> None:
 
 
 def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
-              alpha: float | None = None, device=None, progress: bool = True) -> FitResult:
+              alpha: float | None = None, device=None, progress: bool = True, cache_mb: float | None = None) -> FitResult:
     """Train one run and write ``model.pt`` (best weights + what rebuilds the model) and ``log.csv``.
 
     ``params``: the run's settings, ``pipeline.runs.train_params`` (the rule's params). ``alpha``: the value of
     an alpha sweep, which names the run (``params`` holds it already). ``device`` overrides the params' device.
+    ``cache_mb``: the memory for the velocity read (``pipeline.loader``; ``None``: the whole store in memory).
     ``out_dir/checkpoint.pt`` is kept while the run is unfinished (a restarted job resumes from it).
     """
     run = f"{dataset_name}/{model_name}/seed{seed}" + ("" if alpha is None else f"/alpha{alpha:g}")
     device = resolve_device(device or params["device"])
     train_cfg, hp, wcfg = Settings(**params["training"]), dict(params["model"]), params["windows"]
     numerics.configure(train_cfg.precision, train_cfg.deterministic)
-    ds = datasets.load(store)
+    source = SampleSource(store, device, cache_mb)  # in memory when the store fits the cache
+    ds = source.dataset
     if ds.attrs.get("dataset") != dataset_name:
         raise ValueError(f"{run}: {store} holds dataset {ds.attrs.get('dataset')!r}, not {dataset_name!r}")
-    frames = frames_tensor(ds, device)
-    train = Samples(frames, datasets.split_windows(ds, "train", wcfg, train_cfg.out_length))
-    valid = Samples(frames, datasets.split_windows(ds, "valid", wcfg, train_cfg.out_length))
+    train = source.samples(datasets.split_windows(ds, "train", wcfg, train_cfg.out_length))
+    valid = source.samples(datasets.split_windows(ds, "valid", wcfg, train_cfg.out_length))
     hp = {**hp, "in_frames": int(wcfg["input_length"]), "frame_size": [int(s) for s in ds.velocity.shape[-2:]]}
-    symmetry = symmetry_of(dataset_name)
+    symmetry = ds.attrs.get("symmetry") or symmetry_of(dataset_name)  # an external dataset's store says its own
     torch.manual_seed(seed)
     model = build(model_name, symmetry, **hp).to(device)
     if count_parameters(model) >= PARAMETER_BUDGET:
         log.warning("%s: %d trainable parameters, over the paper's budget of %d", run, count_parameters(model),
                     PARAMETER_BUDGET)
-    log.info("%s on %s: %s, hyper-parameters %s, %d train / %d valid samples", run, device, train_cfg, hp,
-             len(train), len(valid))
+    log.info("%s on %s: %s, hyper-parameters %s, %d train / %d valid samples, read %s", run, device, train_cfg, hp,
+             len(train), len(valid), "in memory" if source.in_memory else "through the chunk cache")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"

@@ -74,6 +74,36 @@ def test_store_round_trip_and_atomic_write(tmp_path):
         datasets.write_store(tmp_path / "short.zarr", velocity, {"dataset": "s", "sims": sims[:2]})
 
 
+def test_store_opens_as_a_labelled_xarray_dataset(tmp_path):
+    import dask.array as da
+    rng = np.random.default_rng(2)
+    velocity = rng.normal(size=(3, 6, 2, 4, 4)).astype(np.float32)
+    sims = [{"index": i, "role": r, "k": i + 1, "label": f"sim {i}", "inflow": [1.0 * i, 2.0], "x": 7}
+            for i, r in enumerate(["train", "test_domain", "train"])]
+    path = tmp_path / "d.zarr"
+    lazy = da.from_array(velocity, chunks=(1, 2, 2, 4, 4))  # streamed chunk by chunk
+    datasets.write_store(path, lazy, {"dataset": "d", "sims": sims, "first_frame": 1}, chunk_frames=4)
+    ds = datasets.open_xarray(path)
+    assert dict(ds.sizes) == {"sim": 3, "time": 6, "component": 2, "y": 4, "x": 4}
+    assert ds.velocity.dims == datasets.DIMENSIONS and ds.velocity.attrs["units"] == "cells / simulation step"
+    assert ds.time.values.tolist() == [2, 3, 4, 5, 6, 7] and ds.time.attrs["units"] == "simulation step"
+    assert ds.x.values.tolist() == [0.5, 1.5, 2.5, 3.5] and ds.y.attrs["units"] == "cells"
+    assert ds.component.values.tolist() == ["vx", "vy"]
+    assert ds.inflow.dims == ("sim", "component") and ds.sim_x.values.tolist() == [7, 7, 7]  # "x" is a dimension
+    held = ds.sel(sim=ds.role == "test_domain")
+    assert held.k.values.tolist() == [2] and held.label.values.tolist() == ["sim 1"]
+    np.testing.assert_array_equal(held.velocity.values, velocity[[1]])
+    assert ds.attrs["sims"] == sims and ds.attrs["first_frame"] == 1
+    stats = datasets.statistics(path)
+    assert stats == ds.attrs["statistics"]
+    np.testing.assert_allclose(stats["mean"], velocity.mean(axis=(0, 1, 3, 4)), rtol=1e-5)
+    np.testing.assert_allclose(stats["std"], velocity.std(axis=(0, 1, 3, 4)), rtol=1e-5)
+    import zarr
+    assert zarr.open_group(str(path), mode="r").metadata.consolidated_metadata is not None
+    lazy_ds = datasets.open_store(path)
+    assert isinstance(lazy_ds.velocity, zarr.Array) and lazy_ds.roles == ["train", "test_domain", "train"]
+
+
 def test_load_errors_name_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.zarr"):
         datasets.load(tmp_path / "nowhere.zarr")
@@ -84,6 +114,7 @@ def test_equivariance_level_rotates_members_and_measures_error():
     base_indices = [1, 2, 3, 4]
     base = rng.normal(size=(4, 5, 2, 6, 6))
     level, error = datasets.equivariance_level(base, base_indices, 1)
+    level = level.compute()  # lazy: a dask array
     for j in range(4):
         np.testing.assert_array_equal(level[j], rotate(base[j], j))
     expected = np.mean([np.abs(base[0] - base[j]).mean() for j in (1, 2, 3)])
@@ -92,7 +123,7 @@ def test_equivariance_level_rotates_members_and_measures_error():
     assert late == pytest.approx(np.mean([np.abs(base[0, 2:4] - base[j, 2:4]).mean() for j in (1, 2, 3)]))
     assert late != pytest.approx(error)
     same, zero = datasets.equivariance_level(base, base_indices, 0)
-    assert zero == 0.0 and np.array_equal(same[1], rotate(base[0], 1))
+    assert zero == 0.0 and np.array_equal(same[1].compute(), rotate(base[0], 1))
     with pytest.raises(KeyError, match=r"needs base sims \[5, 7\]"):
         datasets.equivariance_level(base, base_indices, 2)
 
@@ -113,3 +144,23 @@ def test_windows_follow_the_protocol_offsets(tiny):
         datasets.split_windows(d, "test_future", {**w, "test_future": [0, 20]})
     with pytest.raises(ValueError, match="unknown split 'tset'"):
         datasets.split_windows(d, "tset", w)
+
+
+def test_assembly_streams_chunk_by_chunk(tmp_path):
+    """write_store of lazy_frames reads the source one store chunk at a time (never the whole array)."""
+    velocity = np.random.default_rng(3).normal(size=(3, 10, 2, 4, 4)).astype(np.float32)
+
+    class Recorded:
+        def __init__(self, a):
+            self.a, self.shape, self.dtype, self.ndim, self.reads = a, a.shape, a.dtype, a.ndim, []
+
+        def __getitem__(self, key):
+            self.reads.append(self.a[key].shape)
+            return self.a[key]
+
+    source = Recorded(velocity)
+    sims = [{"index": i, "role": "train"} for i in range(3)]
+    datasets.write_store(tmp_path / "d.zarr", datasets.lazy_frames(source, 4), {"dataset": "d", "sims": sims},
+                         chunk_frames=4)
+    np.testing.assert_array_equal(datasets.load(tmp_path / "d.zarr").velocity, velocity)
+    assert source.reads and max(int(np.prod(r)) for r in source.reads) <= 4 * 2 * 4 * 4

@@ -17,9 +17,10 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
-# The packages whose versions change data, models or numbers, and the workflow engine itself.
-MATTER = ("torch", "escnn", "phiflow", "phiml", "numpy", "zarr", "snakemake", "snakemake-executor-plugin-slurm")
-CONDA_NAMES = {"pytorch": "torch", "snakemake-minimal": "snakemake"}  # conda-forge name -> PyPI name
+# The packages whose versions change data, models or numbers, those that write and read the stores, and the
+# workflow engine itself.
+MATTER = ("torch", "escnn", "phiflow", "phiml", "numpy", "zarr", "dask", "xarray", "snakemake", "snakemake-executor-plugin-slurm")
+CONDA_NAMES = {"pytorch": "torch", "snakemake-minimal": "snakemake", "dask-core": "dask"}  # conda-forge name -> PyPI name
 
 
 def conda_requirement(entry: str) -> tuple[str, SpecifierSet]:

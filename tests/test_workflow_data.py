@@ -86,3 +86,26 @@ def test_tiny_equivariance_levels(tiny_data):
     # E_0 is four copies of one plume, turned by 0..3 quarter turns: exactly C4-symmetric
     for k in range(4):
         np.testing.assert_array_equal(rotate(e0.velocity[0], k), e0.velocity[k])
+
+
+def test_tiny_stores_open_with_xarray(tiny_data):
+    import xarray as xr
+
+    work, tiny = tiny_data
+    data = work / "results" / "data"
+    levels = [f"equivariance_{n}" for n in range(tiny["data"]["equivariance"]["levels"])]
+    for name in ["translation", "rotation", "scaling", *levels]:
+        ds = xr.open_zarr(data / f"{name}.zarr", consolidated=True)
+        stored = datasets.load(data / f"{name}.zarr")
+        assert ds.velocity.dims == ("sim", "time", "component", "y", "x") and ds.attrs["dataset"] == name
+        assert ds.role.values.tolist() == stored.roles and ds.attrs["sims"] == stored.attrs["sims"]
+        first = stored.attrs["first_frame"]
+        assert ds.time.values.tolist() == list(range(first + 1, first + 1 + stored.velocity.shape[1]))
+        assert ds.x.values[0] == 0.5 and ds.x.attrs["units"] == "cells"
+        held = ds.sel(sim=ds.role == "test_domain")
+        np.testing.assert_array_equal(held.velocity.values, stored.velocity[stored.sims_with_role("test_domain")])
+    rotation = xr.open_zarr(data / "rotation.zarr")
+    held = rotation.sel(sim=rotation.role == "test_domain")
+    assert [[int(k), int(s)] for k, s in zip(held.k.values, held.side.values)] == tiny["data"]["rotation"]["test_domain"]
+    level = xr.open_zarr(data / "equivariance_2.zarr")
+    assert level.attrs["data_equivariance_error"] > 0 and level.rotation_quarter_turns.values.tolist() == [0, 1, 2, 3]

@@ -22,7 +22,7 @@ SYMMETRIES = ("translation", "rotation", "scaling")
 NAMES = {
     "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup"),
     "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr"),
-    "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_ts"),
+    "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts"),
 }
 
 

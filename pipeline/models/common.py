@@ -97,6 +97,16 @@ def neighbour_difference_sq(t: torch.Tensor) -> torch.Tensor:
     return (dy ** 2).sum() + (dx ** 2).sum()
 
 
+def finite_differences_l1(w: torch.Tensor, dims: tuple[int, int] = (-2, -1)) -> torch.Tensor:
+    """The paper's L_sconv (Section 3.3), ``sum |dw/dm| + |dw/dn|`` by first differences along the two ``dims``
+    (the kernel axes). Zero iff ``w`` is constant over them."""
+    total = w.new_zeros(())
+    for d in dims:
+        if w.shape[d] > 1:
+            total = total + torch.diff(w, dim=d).abs().sum()
+    return total
+
+
 def pairwise_abs_difference(w: torch.Tensor) -> torch.Tensor:
     """The paper's relaxed-weight constraint (Section 3.3): ``sum_l sum_{g, h} |w_l(g) - w_l(h)|``.
 

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..symmetry import rotate_scalar
-from .common import MLP, ConvNet, LocallyConnected2d, Model, conv_stack, frames_to_channels, relu_between
+from .common import (MLP, ConvNet, LocallyConnected2d, Model, conv_stack, finite_differences_l1, frames_to_channels,
+                     relu_between)
 
 N_ROT = 4  # order of the cyclic group C4
 
@@ -93,15 +94,6 @@ def _rotation_powers(sign: int = 1) -> torch.Tensor:
 def _check_kernel(kernel_size: int) -> None:
     if kernel_size < 1 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd (same padding), got {kernel_size}")
-
-
-def _finite_differences_l1(w: torch.Tensor, dims: tuple[int, int]) -> torch.Tensor:
-    """``sum |dw/dm| + |dw/dn|`` by first differences along the two ``dims`` (the paper's L_sconv)."""
-    total = w.new_zeros(())
-    for d in dims:
-        if w.shape[d] > 1:
-            total = total + torch.diff(w, dim=d).abs().sum()
-    return total
 
 
 def _r2conv_stack(types: list, kernel_size: int):
@@ -458,9 +450,9 @@ class RelaxedSteerableConv(nn.Module):
         """The paper's L_sconv, ``sum |dw/dm| + |dw/dn|`` over the kernel grid (first differences); with the
         translation relaxation also the same penalty on ``a`` over the frame. Zero iff equivariant weights.
         ``coef`` is constant over the grid, so the differences of ``w`` are exactly those of ``delta``."""
-        total = _finite_differences_l1(self.delta, (-2, -1))
+        total = finite_differences_l1(self.delta, (-2, -1))
         if self.a is not None:
-            total = total + _finite_differences_l1(self.a, (-2, -1))
+            total = total + finite_differences_l1(self.a, (-2, -1))
         return total
 
 

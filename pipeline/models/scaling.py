@@ -23,9 +23,16 @@ Velocity components are treated as scalar channels (a zoom does not rotate vecto
 
 Relaxations (paper sections 3.1-3.4), all with one conv per layer and kernels assembled by einsum:
 
-* ``rsteer`` (eq. 6-7): the basis coefficients depend on the scale, ``w_b(s)``, initialised equal over
-  ``s`` (the SESN); regulariser ``alpha * sum_s |w(s+1) - w(s)|``, the scale analogue of eq. 7's
-  finite-difference penalty (zero exactly at the equivariant point).
+* ``rsteer`` (eq. 7): the basis coefficients depend on the position ``y`` inside the kernel, ``w_b(y)``, one
+  set shared by all scales: the kernel at scale ``s`` is ``kappa^s(y) = sum_b w_b(y) psi_b^s(y)``, the pointwise
+  product on the ``k x k`` grid of the relaxed weight and the basis dilated to ``s``. Parametrised as
+  ``w_b(y) = w_b + delta_b(y)`` with ``delta = 0`` at init, so the layer starts as the exact SESN with the
+  coefficients ``w_b`` (drawn as for ``equiv``). Regulariser: the paper's L_sconv,
+  ``alpha * sum |dw/dm| + |dw/dn|`` by first differences along the two kernel axes (those of ``delta``),
+  exactly zero at the equivariant point.
+* ``rsteer_scale``: a scale analogue of RSteer kept for comparison: the coefficients depend on the scale,
+  ``w_b(s)``, initialised equal over ``s`` (the SESN); regulariser ``alpha * sum_s |w(s+1) - w(s)|``. With
+  ``scale_mix = 1`` its scale streams never interact, so it relaxes only how one kernel is dilated.
 * ``rgroup`` (eq. 4-5): ``L = banks`` steerable kernels ``Psi_l`` combined with scale-dependent weights,
   ``Psi(s) = sum_l w_l(s) Psi_l^s``, initialised equal over ``s``; regulariser
   ``alpha * sum_l sum_{g,h} |w_l(h) - w_l(g)|`` (paper section 3.3).
@@ -51,7 +58,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import MLP, ConvNet, LayerNet, LocallyConnected2d, Model, conv_stack, frames_to_channels
+from .common import (MLP, ConvNet, LayerNet, LocallyConnected2d, Model, conv_stack, finite_differences_l1,
+                     frames_to_channels)
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 2.5)
 PARAMETER_BUDGET = 10 ** 7
@@ -107,7 +115,7 @@ def hermite_gaussian_basis(kernel_size: int, scales: Sequence[float], basis_size
 # Scale convolution (equivariant and relaxed)
 # ----------------------------------------------------------------------------------------------------
 
-RELAXATIONS = ("none", "steer", "group", "ts")
+RELAXATIONS = ("none", "steer", "scale", "group", "ts")
 
 
 class ScaleConv(nn.Module):
@@ -138,6 +146,9 @@ class ScaleConv(nn.Module):
         if relax == "none":
             self.weight = nn.Parameter(base)
         elif relax == "steer":
+            self.weight = nn.Parameter(base)  # (Cout, Cin, nb): the SESN coefficients w_b
+            self.delta = nn.Parameter(torch.zeros(*base.shape, k, k))  # delta_b(y), zero: equal over y at init
+        elif relax == "scale":
             self.weight = nn.Parameter(base[None].repeat(S, 1, 1, 1))  # (S, Cout, Cin, nb), equal over s
         elif relax == "group":
             if banks < 1:
@@ -163,23 +174,29 @@ class ScaleConv(nn.Module):
                 self.plain = nn.Conv2d(S * cin_eff, S * out_channels, k, padding=k // 2, groups=S, bias=False)
 
     # kernel assembly ------------------------------------------------------------------------------
+    def relaxed_weight(self) -> torch.Tensor:
+        """``relax='steer'``: the paper's ``w_b(y) = w_b + delta_b(y)``, ``(Cout, Cin_eff, nb, k, k)``, no S axis."""
+        if self.relax != "steer":
+            raise ValueError(f"relaxed_weight is the position-dependent weight of relax='steer', not {self.relax!r}")
+        return self.weight[..., None, None] + self.delta
+
     def coefficients(self) -> torch.Tensor:
-        """Per-scale basis coefficients ``(S, Cout, Cin_eff, nb)`` (``(R, S, ...)`` for ``ts``)."""
-        if self.relax == "none":
+        """Per-scale basis coefficients ``(S, Cout, Cin_eff, nb)`` (``(R, S, ...)`` for ``ts``); for ``steer``
+        those of its equivariant part (``delta`` left out)."""
+        if self.relax in ("none", "steer"):
             return self.weight.expand(self.S, *self.weight.shape)
-        if self.relax == "steer":
-            return self.weight
         if self.relax == "group":
             return torch.einsum("sl,locb->socb", self.mixing, self.bank_weight)
         return self.weight
 
     def kernel(self) -> torch.Tensor:
         """Stacked conv kernel: ``(S*Cout, Cin_eff, k, k)``, or ``(S*R*Cout, ...)`` for ``ts``."""
-        c = self.coefficients()
-        if self.relax == "ts":
-            w = torch.einsum("rsocb,sbhw->srochw", c, self.basis)
+        if self.relax == "steer":
+            w = torch.einsum("ocbhw,sbhw->sochw", self.relaxed_weight(), self.basis)
+        elif self.relax == "ts":
+            w = torch.einsum("rsocb,sbhw->srochw", self.coefficients(), self.basis)
         else:
-            w = torch.einsum("socb,sbhw->sochw", c, self.basis)
+            w = torch.einsum("socb,sbhw->sochw", self.coefficients(), self.basis)
         return w.reshape(-1, w.shape[-3], self.k, self.k)
 
     def _gather_scales(self, x: torch.Tensor) -> torch.Tensor:
@@ -215,6 +232,8 @@ class ScaleConv(nn.Module):
     def relaxation_penalty(self) -> torch.Tensor:
         """The paper's constraint on the relaxed weights; exactly zero at the equivariant point."""
         if self.relax == "steer":
+            return finite_differences_l1(self.delta, (-2, -1))
+        if self.relax == "scale":
             return (self.weight[1:] - self.weight[:-1]).abs().sum()
         if self.relax == "group":
             return (self.mixing[:, None, :] - self.mixing[None, :, :]).abs().sum()
@@ -311,7 +330,8 @@ class SESNStack(nn.Module):
 class SESN(Model):
     """SESN and its relaxed / residual-pathway variants on stacked input frames.
 
-    ``relax``: ``none`` (SESN), ``steer`` (RSteer), ``group`` (RGroup), ``ts`` (RSteer TS).
+    ``relax``: ``none`` (SESN), ``steer`` (RSteer), ``scale`` (RSteer over scales), ``group`` (RGroup),
+    ``ts`` (RSteer TS).
     ``plain=True``: residual pathway prior (Rpp). ``regularizer()`` = ``alpha`` times the relaxation
     constraint plus ``alpha`` times the squared norm of the plain path.
     """
@@ -515,6 +535,13 @@ def build_rsteer(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_
                 basis_size=basis_size, base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
 
 
+def build_rsteer_scale(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+                       scales=DEFAULT_SCALES, alpha: float = 1e-6, basis_size: int = 3, base_sigma: float = 0.6,
+                       scale_mix: int = 1, pool: str = "mean"):
+    return SESN(in_frames, hidden, layers, kernel_size, _scales(scales), alpha=alpha, relax="scale",
+                basis_size=basis_size, base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
+
+
 def build_rsteer_ts(frame_size, in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
                     scales=DEFAULT_SCALES, alpha: float = 1e-6, rank: int = 2, basis_size: int = 3,
                     base_sigma: float = 0.6, scale_mix: int = 1, pool: str = "mean"):
@@ -533,5 +560,6 @@ MODELS = {
     "lift": build_lift,
     "rgroup": build_rgroup,
     "rsteer": build_rsteer,
+    "rsteer_scale": build_rsteer_scale,
     "rsteer_ts": build_rsteer_ts,
 }

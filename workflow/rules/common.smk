@@ -1,6 +1,6 @@
 # Config validation, the wildcard values derived from the config, and the constraints that make a typo in
 # a target fail at once. Building the DAG needs only Snakemake: the modules imported here (pipeline.config,
-# catalogue, runs and the models' name list) use the standard library, yaml and jsonschema; numpy, torch and
+# catalogue, runs, external and the models' name list) use the standard library, yaml and jsonschema; numpy, torch and
 # escnn are imported inside the jobs.
 import sys
 
@@ -14,7 +14,9 @@ pipeline_config.validate(config)
 FAMILY_DATASETS = ["translation", "rotation", "scaling"]
 LEVELS = list(range(config["data"]["equivariance"]["levels"]))
 LEVEL_DATASETS = [f"equivariance_{n}" for n in LEVELS]
-DATASETS = FAMILY_DATASETS + LEVEL_DATASETS
+# Datasets of your own (config['external'], pipeline/external.py): each a family of its own.
+EXTERNAL_DATASETS = list(config.get("external", {}))
+DATASETS = FAMILY_DATASETS + LEVEL_DATASETS + EXTERNAL_DATASETS
 DATASETS_ALL = expand("results/data/{dataset}.zarr", dataset=DATASETS)
 
 
@@ -48,7 +50,9 @@ wildcard_constraints:
 # --- training, evaluation and tables (workflow/rules/learn.smk, tables.smk) ---------------------------------
 import re
 
-from pipeline import runs
+import yaml
+
+from pipeline import runs, tuning
 from pipeline.runs import alpha_tag, family_of
 
 SEEDS = config["seeds"]
@@ -61,10 +65,12 @@ SWEEP_RUN = "results/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}"
 
 def train_params(wildcards):
     """Everything a training run reads besides its data and code (pipeline.runs.train_params), as rule params, so
-    that a config change reruns exactly the runs it affects. The one place a run's settings are resolved; the
-    sweep's runs get their alpha from the wildcard."""
+    that a config change reruns exactly the runs it affects. The one place a run's settings are resolved: a tuned
+    (dataset, model) takes its selection's settings (best.yaml) over the config's; the sweep's runs get their alpha
+    from the wildcard."""
     alpha = wildcards.get("alpha")
-    return runs.train_params(config, wildcards.dataset, wildcards.model, None if alpha is None else float(alpha))
+    return runs.train_params(config, wildcards.dataset, wildcards.model, None if alpha is None else float(alpha),
+                             tuned=selected_settings(wildcards))
 
 
 def evaluate_params(wildcards):
@@ -75,7 +81,7 @@ def evaluate_params(wildcards):
 def run_metrics(datasets):
     """metrics.json of every configured (model, seed) run of ``datasets``."""
     return [f"{RUN}/metrics.json".format(dataset=d, model=m, seed=s)
-            for d in datasets for m in config["models"][family_of(d)] for s in SEEDS]
+            for d in datasets for m in config["models"][family_of(d, config)] for s in SEEDS]
 
 
 SWEEP_METRICS = expand(f"{SWEEP_RUN}/metrics.json", dataset=SWEEP["dataset"], model=SWEEP["model"], alpha=ALPHAS,
@@ -83,7 +89,7 @@ SWEEP_METRICS = expand(f"{SWEEP_RUN}/metrics.json", dataset=SWEEP["dataset"], mo
 TABLES = [
     *expand("results/tables/table1.{ext}", ext=["csv", "md", "tex"]),
     "results/tables/equivariance.csv",
-    *expand("results/tables/rollout_{dataset}.csv", dataset=FAMILY_DATASETS),
+    *expand("results/tables/rollout_{dataset}.csv", dataset=FAMILY_DATASETS + EXTERNAL_DATASETS),
     "results/tables/alpha_sweep.csv",
     "results/tables/models.csv",
 ]
@@ -95,12 +101,58 @@ wildcard_constraints:
     alpha="|".join(map(re.escape, ALPHAS)),
 
 
+# --- hyper-parameter search (workflow/rules/tune.smk) -------------------------------------------------------
+# (dataset, model) pairs searched, whose final runs take the selection's settings (train_params)
+TUNED_FAMILIES = ["translation", "rotation", "scaling"]
+TUNED = [(d, m) for d in TUNED_FAMILIES for m in config["tuning"]["models"][d]]
+
+
+def selection_input(wildcards):
+    """best.yaml of a tuned (dataset, model), an input of its runs. Asked of the checkpoint, so that Snakemake
+    decides whether a run is to rerun only once the selection exists; ancient, so that it reruns when the settings
+    it holds change (train_params), not when the file is rewritten."""
+    if (wildcards.dataset, wildcards.model) not in TUNED:
+        return []
+    return ancient(checkpoints.tune_select.get(dataset=wildcards.dataset, model=wildcards.model).output[0])
+
+
+def selected_settings(wildcards):
+    """The searched settings chosen for a tuned (dataset, model) (its best.yaml), else none."""
+    if (wildcards.dataset, wildcards.model) not in TUNED:
+        return {}
+    path = checkpoints.tune_select.get(dataset=wildcards.dataset, model=wildcards.model).output[0]
+    with open(path) as fh:
+        return yaml.safe_load(fh)["settings"]
+
+
+TUNE = "results/tuning/{dataset}/{model}"
+TRIAL_INDICES = list(range(config["tuning"]["trials"]))
+TUNING_TABLES = ["results/tables/hyperparameters.csv", "results/figures/tuning.png"] if TUNED else []
+TUNING_OUTPUTS = [f"{TUNE}/best.yaml".format(dataset=d, model=m) for d, m in TUNED] + TUNING_TABLES
+
+
+def trials_input(wildcards):
+    """trials.yaml of the trial's (dataset, model), asked of the checkpoint (as in selection_input)."""
+    return ancient(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0])
+
+
+def trial_params(wildcards):
+    """What a trial reads (pipeline.tuning.trial_params): its entry of trials.yaml, as run params."""
+    with open(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0]) as fh:
+        trial = yaml.safe_load(fh)["trials"][int(wildcards.trial)]
+    return tuning.trial_params(config, wildcards.dataset, trial)
+
+
+wildcard_constraints:
+    trial="|".join(map(str, TRIAL_INDICES)),
+
+
 # --- figures (workflow/rules/figures.smk) --------------------------------------------------------------------
 FIGURES_CFG = config["figures"]
 FIG3_CFG = FIGURES_CFG["fig3"]
 
 # Families that train at least one model get a rollout figure and (when listed) a Figure 3.
-TRAINED_FAMILIES = [f for f in FAMILY_DATASETS if config["models"][f]]
+TRAINED_FAMILIES = [f for f in FAMILY_DATASETS + EXTERNAL_DATASETS if config["models"][f]]
 FIG3_DATASETS = [d for d in FIG3_CFG["datasets"] if d in TRAINED_FAMILIES]
 FIGURES = (
     ["results/figures/fig2_heat.png"]
@@ -111,9 +163,14 @@ FIGURES = (
 )
 
 
+def fig3_model_list(dataset):
+    """The configured models of Figure 3; an external dataset, absent from Table 1, shows every model trained on it."""
+    return FIG3_CFG["models"].get(dataset) or (config["models"][dataset] if dataset in EXTERNAL_DATASETS else None)
+
+
 def fig3_models(wildcards):
     """Every model Figure 3 may show: the configured list, else every model trained on the dataset (table1
     picks among them), at the configured seed."""
-    models = FIG3_CFG["models"].get(wildcards.dataset) or config["models"][wildcards.dataset]
+    models = fig3_model_list(wildcards.dataset) or config["models"][wildcards.dataset]
     return expand("results/runs/{dataset}/{model}/seed{seed}/model.pt", dataset=wildcards.dataset, model=models,
                   seed=FIG3_CFG["seed"])

@@ -1,4 +1,5 @@
-# Simulation shards -> one zarr store per dataset; the equivariance levels from their base sims.
+# Simulation shards -> one zarr store per dataset; the equivariance levels from their base sims; external datasets
+# (config['external']) checked and converted to the same layout.
 
 
 rule simulate_shard:
@@ -58,6 +59,30 @@ rule equivariance_level:
         "../../envs/simulation.yaml"
     script:
         "../scripts/equivariance_level.py"
+
+
+rule import_external:
+    input:
+        data=lambda wc: config["external"][wc.external]["path"],
+        spec=lambda wc: config["external"][wc.external]["spec"],
+    output:
+        directory("results/data/{external}.zarr"),
+    wildcard_constraints:
+        external="|".join(EXTERNAL_DATASETS) or "(?!)",
+    params:
+        entry=lambda wc: config["external"][wc.external],
+        windows=lambda wc: config["windows"][wc.external],
+        chunk_frames=config["data"]["chunk_frames"],
+    log:
+        "results/logs/assemble/{external}.log",
+    threads: 1
+    resources:
+        mem_mb=grow(4000),
+        runtime=grow(30),
+    conda:
+        "../../envs/simulation.yaml"
+    script:
+        "../scripts/import_external.py"
 
 
 rule equivariance_table:

@@ -22,7 +22,8 @@ rule figure_heat:
 
 rule figure_predictions:
     input:
-        table1="results/tables/table1.csv",
+        # Table 1 chooses the models of the paper's datasets; an external dataset shows its configured models
+        table1=lambda wc: [] if wc.dataset in EXTERNAL_DATASETS else "results/tables/table1.csv",
         store="results/data/{dataset}.zarr",
         models=fig3_models,
     output:
@@ -30,9 +31,10 @@ rule figure_predictions:
                    subcategory="Figure 3: predictions"),
         pdf="results/figures/fig3_{dataset}.pdf",
     wildcard_constraints:
-        dataset="translation|rotation|scaling",
+        dataset="|".join(FAMILY_DATASETS + EXTERNAL_DATASETS),
     params:
         fig3=FIG3_CFG,
+        models=lambda wc: fig3_model_list(wc.dataset),
         windows=lambda wc: config["windows"][wc.dataset],
         runs="results/runs",
         dpi=FIGURES_CFG["dpi"],
@@ -55,7 +57,7 @@ rule figure_rollout:
         report("results/figures/rollout_{dataset}.png", caption="../report/rollout_figure.rst", category="Figures",
                subcategory="Rollout RMSE per step"),
     wildcard_constraints:
-        dataset="translation|rotation|scaling",
+        dataset="|".join(FAMILY_DATASETS + EXTERNAL_DATASETS),
     params:
         dpi=FIGURES_CFG["dpi"],
     log:

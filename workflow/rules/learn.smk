@@ -4,11 +4,15 @@
 # Snakemake keeps it when it retries the job).
 
 RESOURCES = config["training"]["resources"]
+# The memory for the velocity a job reads (pipeline/loader.py): a resource, not a param, since it changes memory and
+# speed but never a result, so changing it reruns nothing.
+CACHE_MB = config["training"]["cache_mb"]
 
 
 rule train:
     input:
         "results/data/{dataset}.zarr",
+        selection=selection_input,
     output:
         model=f"{RUN}/model.pt",
         log_csv=f"{RUN}/log.csv",
@@ -23,6 +27,7 @@ rule train:
         mem_mb=grow(RESOURCES["mem_mb"]),
         runtime=grow(RESOURCES["runtime"]),
         gpu=RESOURCES["gpu"],
+        cache_mb=CACHE_MB,
     conda:
         "../../envs/training.yaml"
     script:
@@ -56,6 +61,7 @@ rule evaluate:
         mem_mb=grow(RESOURCES["mem_mb"]),
         runtime=grow(60),
         gpu=RESOURCES["gpu"],
+        cache_mb=CACHE_MB,
     conda:
         "../../envs/training.yaml"
     script:

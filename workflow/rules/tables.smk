@@ -47,7 +47,7 @@ rule rollout_table:
     output:
         report("results/tables/rollout_{dataset}.csv", caption="../report/rollout.rst", category="Tables"),
     wildcard_constraints:
-        dataset="|".join(FAMILY_DATASETS),
+        dataset="|".join(FAMILY_DATASETS + EXTERNAL_DATASETS),
     log:
         "results/logs/tables/rollout_{dataset}.log",
     threads: 1

@@ -11,4 +11,5 @@ torch.set_num_threads(snakemake.threads)
 wc = snakemake.wildcards
 alpha = wc.get("alpha")
 train.train_run(snakemake.params.run, wc.dataset, snakemake.input[0], wc.model, int(wc.seed),
-                out_dir=os.path.dirname(snakemake.output.model), alpha=None if alpha is None else float(alpha))
+                out_dir=os.path.dirname(snakemake.output.model), alpha=None if alpha is None else float(alpha),
+                cache_mb=snakemake.resources.cache_mb)

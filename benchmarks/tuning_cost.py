@@ -1,0 +1,121 @@
+"""GPU-hours of the hyper-parameter search of a config, estimated without a GPU and without training.
+
+    python benchmarks/tuning_cost.py config.yaml [--tflops 20] [--overhead-ms 3] [--epochs N]
+
+For every tuned (dataset, model) it draws the trials exactly as the workflow does (pipeline.tuning.draw_trials,
+parameter-budget rejection included) and counts each trial's forward FLOPs per sample (torch's FlopCounterMode, on
+the meta device where the model builds there; escnn models at widths 2..5 on the CPU, extrapolated as the
+quadratic in ``hidden``, checked on the fourth width). A trial's cost is then
+
+    epochs x [ 3 F x train windows x out_length  (forward + backward through the rollout)
+             + F x validation windows x out_length  (early-stopping check) ] / sustained FLOP rate
+    + epochs x model calls per epoch x overhead  (kernel launches and Python, which dominate the small models)
+
+with ``epochs`` the trial budget's maximum unless --epochs says otherwise (early stopping only lowers it). The
+sustained rate is an assumption, not a measurement: no GPU was available when this was written. Run
+benchmarks/models.py on the cluster's GPU to calibrate it (its ms per batch against this script's FLOPs).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline import config as pipeline_config  # noqa: E402
+from pipeline import runs, tuning  # noqa: E402
+from pipeline.catalogue import TRAIN, sim_roles  # noqa: E402
+from pipeline.models import build  # noqa: E402
+
+
+_QUADRATICS: dict = {}
+
+
+def forward_flops(model: str, symmetry: str, hp: dict) -> int:
+    """FLOPs of one forward pass of one sample."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def count(hp, device):
+        with torch.device(device):
+            net = build(model, symmetry, **hp)
+            x = torch.zeros(1, hp["in_frames"], 2, *hp["frame_size"])
+        with FlopCounterMode(display=False) as counter:  # with grad: escnn trips the tracker under no_grad
+            net(x)
+        return counter.get_total_flops()
+
+    try:
+        return count(hp, "meta")
+    except (NotImplementedError, RuntimeError):  # escnn builds its bases from data
+        pass
+    # the quadratic in hidden, once per setting of the other hyper-parameters (escnn builds are slow)
+    key = (model, symmetry, repr(sorted((k, v) for k, v in hp.items() if k != "hidden")))
+    if key not in _QUADRATICS:
+        c = [count({**hp, "hidden": w}, "cpu") for w in (2, 3, 4, 5)]
+        d1, d2 = c[1] - c[0], c[2] - c[1]
+        # not quadratic (CLCNN caps its width to the parameter budget): counted at full width
+        _QUADRATICS[key] = (c[0], d1, d2 - d1) if c[3] == c[2] + d2 + (d2 - d1) else None
+    if _QUADRATICS[key] is None:
+        return count(hp, "cpu")
+    c0, d1, d2 = _QUADRATICS[key]
+    x = hp["hidden"] - 2
+    return c0 + x * d1 + x * (x - 1) // 2 * d2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="+", help="config.yaml, then overlays (as --configfile merges them)")
+    parser.add_argument("--tflops", type=float, default=20.0, help="sustained FLOP rate of one GPU, in 10^12 / s")
+    parser.add_argument("--overhead-ms", type=float, default=3.0, help="fixed cost of one model call (fwd+bwd)")
+    parser.add_argument("--epochs", type=float, help="mean epochs per trial (default: the budget's maximum)")
+    parser.add_argument("--families", nargs="+", default=list(tuning.TUNED_FAMILIES), help="families to estimate")
+    parser.add_argument("--models", nargs="+", help="models to estimate (default: every tuned one)")
+    args = parser.parse_args()
+
+    from snakemake.utils import update_config
+
+    cfg = pipeline_config.load(args.config[0])
+    for overlay in args.config[1:]:
+        update_config(cfg, pipeline_config.load(overlay))
+    pipeline_config.validate(cfg)
+    grid = cfg["data"]["grid"]
+    epochs = args.epochs or cfg["tuning"]["budget"]["epochs"]
+    cache: dict = {}
+    total_h, t0 = 0.0, time.perf_counter()
+    print(f"{'dataset':12} {'model':8} trials rejected  mean GFLOP/fwd  GPU-hours")
+    for family in args.families:
+        w = cfg["windows"][family]
+        train_sims = sim_roles(family, cfg["data"]).count(TRAIN)
+        n_train = train_sims * (w["train"][1] - w["train"][0])
+        n_valid = train_sims * (w["valid"][1] - w["valid"][0])
+        for model in cfg["tuning"]["models"][family]:
+            if args.models and model not in args.models:
+                continue
+            symmetry = runs.symmetry_of(family)
+            run = runs.train_params(cfg, family, model)
+            drawn = tuning.draw_trials(run, cfg["tuning"], family, model, (grid, grid))
+            seconds, gflops = 0.0, []
+            for trial in drawn["trials"]:
+                s = trial["settings"]
+                hp = tuning.build_hyperparameters(s, w["input_length"], (grid, grid))
+                key = (model, symmetry, repr(sorted(hp.items())))
+                if key not in cache:
+                    cache[key] = forward_flops(model, symmetry, hp)
+                f = cache[key]
+                gflops.append(f / 1e9)
+                flop = epochs * (3 * f * n_train * s["out_length"] + f * n_valid * s["out_length"])
+                calls = epochs * (-(-n_train // s["batch"]) * s["out_length"]
+                                  + -(-n_valid // run["eval_batch"]) * s["out_length"])
+                seconds += flop / (args.tflops * 1e12) + calls * args.overhead_ms / 1e3
+            total_h += seconds / 3600
+            print(f"{family:12} {model:8} {len(drawn['trials']):6} {len(drawn['rejected']):8} "
+                  f"{sum(gflops) / len(gflops):14.2f} {seconds / 3600:10.1f}", flush=True)
+    print(f"total: {total_h:.0f} GPU-hours at {args.tflops:g} TFLOP/s sustained and {args.overhead_ms:g} ms per "
+          f"call, {epochs:g} epochs per trial ({time.perf_counter() - t0:.0f} s to estimate)")
+
+
+if __name__ == "__main__":
+    main()

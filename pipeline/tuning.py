@@ -1,0 +1,392 @@
+"""Hyper-parameter search, as the paper did it (Appendix A.1, Table 3), one training job per trial.
+
+For each tuned (family, model) the search space (``config['tuning']['space']``) is a set of dimensions: ``log``
+(log-uniform between two bounds), ``int`` (uniform integers, bounds included) or ``choice`` (a list). A model
+is searched only over the training settings and the hyper-parameters its builder accepts (a CNN has no
+filter banks). Trials:
+
+* trial 0 is the run's own setting from ``config['training']`` (the published one where the paper gives it), so
+  the search can only improve on it;
+* trials 1.. are points of one scrambled Sobol sequence (``scipy.stats.qmc``), seeded by the tuning seed and
+  the (dataset, model) name: the same config gives the same trials, and a larger ``trials`` keeps the first
+  ones. A draw whose model would have 10^7 trainable parameters or more, or that repeats an earlier trial, is
+  rejected (and recorded) before any training; the next point of the sequence is taken instead.
+
+Every trial trains with the tuning budget (``epochs``, ``patience``) on the train split by the ordinary training
+loop and is scored by the validation RMSE of the test horizon (``windows[family]['rollout']`` steps), the same for
+every trial whatever its ``out_length``. The selection takes the lowest validation RMSE; test splits are never
+read. ``best.yaml`` holds the winner's searched settings, which the final runs put over the config's.
+
+Like ``pipeline.runs``, the module imports only the standard library and yaml at its top: Snakemake uses
+:func:`parse_space` (config validation) and :func:`trial_params` when it builds the DAG; the jobs' functions import
+numpy, scipy and torch inside. Every job reads only its params (the draw: the model's run params and the tuning
+section; a trial: its settings), never the whole config.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("pipeline")
+
+KINDS = ("log", "int", "choice")
+BUDGET_KEYS = ("epochs", "patience")  # a trial's training budget: never searched, never carried to the final runs
+TUNED_FAMILIES = ("translation", "rotation", "scaling")
+STATUSES = ("trained", "diverged", "over_budget", "duplicate")
+
+
+# --- the search space ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched setting: ``kind`` in :data:`KINDS`, ``values`` its bounds (log, int) or its choices."""
+
+    name: str
+    kind: str
+    values: tuple
+
+    def value(self, u: float):
+        """The setting at ``u`` in [0, 1): equal sub-intervals of [0, 1) map to the choices / integers."""
+        if self.kind == "choice":
+            return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
+        lo, hi = self.values
+        if self.kind == "int":
+            return int(lo + min(int(u * (hi - lo + 1)), hi - lo))
+        # log-uniform, rounded to 3 significant digits so that settings read (and compare) cleanly
+        return float(f"{math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))):.3g}")
+
+
+def parse_space(space: dict) -> list[Dimension]:
+    """``config['tuning']['space']`` as dimensions, in config order; a wrong entry raises naming its key.
+    A ``null`` entry (a preset's way to drop a dimension of config.yaml's space) is left out."""
+    dims = []
+    known = known_settings()
+    for name, spec in space.items():
+        if spec is None:
+            continue
+        where = f"config['tuning']['space'][{name!r}]"
+        if name in BUDGET_KEYS:
+            raise ValueError(f"{where}: {name} is the trial budget (config['tuning']['budget']), not searched")
+        if name not in known:
+            raise ValueError(f"{where}: no training setting or model hyper-parameter is called {name!r}; "
+                             f"expected one of {', '.join(sorted(known))}")
+        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
+            raise ValueError(f"{where}: expected one of {{log: [lo, hi]}}, {{int: [lo, hi]}}, {{choice: [...]}}, "
+                             f"got {spec!r}")
+        kind, values = next(iter(spec.items()))
+        values = tuple(values)
+        if kind == "choice" and not values:
+            raise ValueError(f"{where}: an empty choice")
+        if kind in ("log", "int"):
+            if len(values) != 2 or not values[0] <= values[1]:
+                raise ValueError(f"{where}: {kind} needs [lo, hi] with lo <= hi, got {list(values)}")
+            if kind == "log" and values[0] <= 0:
+                raise ValueError(f"{where}: log bounds must be positive, got {list(values)}")
+            if kind == "int" and not all(isinstance(v, int) for v in values):
+                raise ValueError(f"{where}: int bounds must be integers, got {list(values)}")
+        dims.append(Dimension(name, kind, values))
+    return dims
+
+
+def known_settings() -> set[str]:
+    """Every name a search dimension may have: a training setting or a hyper-parameter any model may be given."""
+    from .models import SHARED_HYPERPARAMETERS
+    from .runs import TRAINING_KEYS
+
+    return (set(TRAINING_KEYS) | set(SHARED_HYPERPARAMETERS)) - set(BUDGET_KEYS) - {"in_frames", "frame_size"}
+
+
+def model_dimensions(dims: list[Dimension], model: str, symmetry: str) -> list[Dimension]:
+    """The dimensions that change ``model``: every training setting, and the hyper-parameters its builder takes."""
+    import inspect
+
+    from .models import _registry
+    from .runs import TRAINING_KEYS
+
+    accepted = set(inspect.signature(_registry(symmetry)[model]).parameters)
+    return [d for d in dims if d.name in TRAINING_KEYS or d.name in accepted]
+
+
+def design(n: int, d: int, seed: int, dataset: str, model: str):
+    """The first ``n`` points of the scrambled Sobol sequence in ``d`` dimensions of (seed, dataset, model)."""
+    import numpy as np
+    from scipy.stats import qmc
+
+    stream = np.random.SeedSequence([seed, zlib.crc32(f"{dataset}/{model}".encode())])
+    sobol = qmc.Sobol(d, scramble=True, seed=np.random.default_rng(stream))
+    return sobol.random_base2(max(0, math.ceil(math.log2(max(n, 1)))))[:n]
+
+
+# --- parameter budget ----------------------------------------------------------------------------------------
+
+def parameter_count(model: str, symmetry: str, hyperparameters: dict) -> int:
+    """Trainable parameters of the model, without training and mostly without allocating it.
+
+    Built on the meta device (no memory) when the model allows it. escnn's layers compute their bases from data
+    at construction, which the meta device cannot hold; those models are built on the CPU at widths 2..5 and the
+    count extrapolated as the quadratic in ``hidden`` through the first three (Newton's forward differences),
+    accepted only if it predicts the fourth exactly; otherwise the model is built at full size.
+    """
+    import torch
+
+    from .models import build, count_parameters
+
+    try:
+        with torch.device("meta"):
+            return count_parameters(build(model, symmetry, **hyperparameters))
+    except (NotImplementedError, RuntimeError):  # escnn: "Cannot copy out of meta tensor", "... not on ... meta"
+        pass
+    hidden = int(hyperparameters["hidden"])
+    if hidden > 5:
+        c = [count_parameters(build(model, symmetry, **{**hyperparameters, "hidden": w})) for w in (2, 3, 4, 5)]
+        d1, d2 = c[1] - c[0], c[2] - c[1]
+        if c[3] == c[2] + d2 + (d2 - d1):
+            x = hidden - 2
+            return c[0] + x * d1 + x * (x - 1) // 2 * (d2 - d1)
+    return count_parameters(build(model, symmetry, **hyperparameters))
+
+
+# --- the trials ----------------------------------------------------------------------------------------------
+
+def base_settings(run: dict, budget: dict) -> dict:
+    """Trial 0: the run's own settings (``pipeline.runs.train_params`` of the config) with the tuning budget."""
+    return {**run["training"], **run["model"], **budget}
+
+
+def build_hyperparameters(settings: dict, input_length: int, frame_size) -> dict:
+    """What ``pipeline.models.build`` receives for ``settings`` (as :func:`pipeline.train.train_run` builds it)."""
+    from .runs import TRAINING_KEYS
+
+    hp = {k: v for k, v in settings.items() if k not in TRAINING_KEYS}
+    return {**hp, "in_frames": int(input_length), "frame_size": [int(s) for s in frame_size]}
+
+
+def draw_trials(run: dict, tuning_cfg: dict, dataset: str, model: str, frame_size, count=parameter_count) -> dict:
+    """Trial 0 (the config's setting) and ``trials - 1`` accepted draws, with every rejected draw.
+
+    ``run``: the model's run params without tuning (``pipeline.runs.train_params``); ``tuning_cfg``: the config's
+    ``tuning`` section. ``count(model, symmetry, hyperparameters)`` gives a model's trainable parameters.
+    """
+    from .runs import family_of, symmetry_of
+    from .train import PARAMETER_BUDGET
+
+    family, symmetry = family_of(dataset), symmetry_of(dataset)
+    dims = model_dimensions(parse_space(tuning_cfg["space"]), model, symmetry)
+    n_trials, max_draws, seed = int(tuning_cfg["trials"]), int(tuning_cfg["max_draws"]), int(tuning_cfg["seed"])
+    base = base_settings(run, tuning_cfg["budget"])
+
+    def n_parameters(settings):
+        hp = build_hyperparameters(settings, run["windows"]["input_length"], frame_size)
+        return int(count(model, symmetry, hp))
+
+    n0 = n_parameters(base)
+    if n0 >= PARAMETER_BUDGET:
+        raise ValueError(f"{dataset}/{model}: the config's own setting (trial 0) has {n0} trainable parameters, "
+                         f"over the budget of {PARAMETER_BUDGET}; lower config['training']['models'][{family!r}]"
+                         f"[{model!r}]['hidden']")
+    trials = [{"trial": 0, "draw": None, "parameters": n0, "tuned": {d.name: base[d.name] for d in dims},
+               "settings": base}]
+    rejected = []
+    seen = [trials[0]["tuned"]]
+    if n_trials > 1:
+        if not dims:
+            raise ValueError(f"{dataset}/{model}: config['tuning']['space'] has no setting this model uses, so "
+                             f"config['tuning']['trials'] must be 1")
+        for j, point in enumerate(design(max_draws, len(dims), seed, dataset, model)):
+            tuned = {d.name: d.value(float(u)) for d, u in zip(dims, point)}
+            settings = {**base, **tuned}
+            if tuned in seen:
+                rejected.append({"draw": j, "reason": "duplicate", "parameters": None, "tuned": tuned})
+                continue
+            n = n_parameters(settings)
+            if n >= PARAMETER_BUDGET:
+                rejected.append({"draw": j, "reason": "over_budget", "parameters": n, "tuned": tuned})
+                continue
+            seen.append(tuned)
+            trials.append({"trial": len(trials), "draw": j, "parameters": n, "tuned": tuned, "settings": settings})
+            if len(trials) == n_trials:
+                break
+        else:
+            raise ValueError(f"{dataset}/{model}: only {len(trials)} of config['tuning']['trials'] = {n_trials} "
+                             f"draws are new and under {PARAMETER_BUDGET} parameters among the first "
+                             f"config['tuning']['max_draws'] = {max_draws}; raise max_draws or narrow the space")
+    for r in rejected:
+        log.info("%s/%s: draw %d rejected (%s, %s parameters): %s", dataset, model, r["draw"], r["reason"],
+                 r["parameters"], r["tuned"])
+    return {"dataset": dataset, "model": model, "seed": seed, "dimensions": [asdict(d) for d in dims],
+            "trials": trials, "rejected": rejected}
+
+
+def write_yaml(data, path: str | os.PathLike) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(yaml.safe_dump(_plain(data), sort_keys=False))
+    os.replace(tmp, path)
+
+
+def _plain(data):
+    """Tuples as lists, numpy scalars as Python numbers: what ``yaml.safe_dump`` writes."""
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(v) for v in data]
+    return data.item() if hasattr(data, "item") else data
+
+
+def draw_job(params: dict, dataset: str, model: str, store: str, output: str) -> dict:
+    """The draw rule: the trials of (dataset, model) into ``trials.yaml`` (frame size read from the store).
+    ``params``: ``{"run": the model's run params, "tuning": the config's tuning section}``."""
+    from . import datasets
+
+    frame_size = datasets.open_store(store).velocity.shape[-2:]  # lazily opened: no velocity read
+    drawn = draw_trials(params["run"], params["tuning"], dataset, model, frame_size)
+    write_yaml(drawn, output)
+    return drawn
+
+
+def trial_params(config: dict, dataset: str, trial: dict) -> dict:
+    """What a trial job reads (its rule's params, built when the DAG is): the trial's entry of ``trials.yaml``,
+    its run params in the shape of ``pipeline.runs.train_params`` (the windows with the scored horizon), the seed."""
+    from .runs import TRAIN_WINDOW_KEYS, TRAINING_KEYS, family_of
+
+    settings = dict(trial["settings"])
+    training = {k: settings.pop(k) for k in TRAINING_KEYS}
+    windows = config["windows"][family_of(dataset)]
+    run = {"training": training, "model": settings,
+           "windows": {k: windows[k] for k in (*TRAIN_WINDOW_KEYS, "rollout")},
+           "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
+    return {"trial": {k: trial[k] for k in ("trial", "draw", "parameters", "tuned")}, "run": run,
+            "seed": int(config["tuning"]["seed"])}
+
+
+def validation_score(run: dict, store: str, model_path: str, device=None, cache_mb: float | None = None) -> float:
+    """Validation RMSE of a saved model over the test horizon (``run['windows']['rollout']`` steps), read as the
+    evaluation reads (``pipeline.loader``: in memory when the store fits ``cache_mb``)."""
+    from . import datasets
+    from .loader import SampleSource
+    from .rollout import load_model, resolve_device, rollout_mse_per_step, split_rmse
+
+    device = resolve_device(device or run["device"])
+    wcfg = run["windows"]
+    model, _ = load_model(model_path, device)
+    source = SampleSource(store, device, cache_mb)
+    valid = source.samples(datasets.split_windows(source.dataset, "valid", wcfg, int(wcfg["rollout"])))
+    return split_rmse(rollout_mse_per_step(model, valid, run["eval_batch"]))[0]
+
+
+def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, output: str, device=None,
+              cache_mb: float | None = None) -> dict:
+    """Train one trial (``params``: :func:`trial_params`) and write its ``result.json`` (score, size, time).
+    ``cache_mb``: the memory for the velocity read, as for a training run.
+
+    A trial whose training diverges (non-finite loss, common at the largest learning rates) is recorded as
+    ``diverged`` with an infinite score instead of failing the workflow. The trial's weights are deleted once
+    scored: the selection needs only the score, and the final runs train afresh.
+    """
+    from .train import train_run
+
+    trial, run = params["trial"], params["run"]
+    start = time.perf_counter()
+    out = {"dataset": dataset, "model": model, **trial, "settings": {**run["training"], **run["model"]}}
+    try:
+        fit = train_run(run, dataset, store, model, params["seed"], out_dir, device=device, progress=False,
+                        cache_mb=cache_mb)
+    except FloatingPointError as e:
+        log.warning("%s/%s trial %d diverged: %s", dataset, model, trial["trial"], e)
+        out.update(status="diverged", valid_rmse=math.inf, best_epoch=None, epochs_run=None)
+    else:
+        model_path = Path(out_dir) / "model.pt"
+        out.update(status="trained", valid_rmse=validation_score(run, store, model_path, device, cache_mb),
+                   best_epoch=fit.best_epoch, epochs_run=fit.epochs_run)
+        model_path.unlink()
+    out["seconds"] = time.perf_counter() - start
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{output}.partial"
+    with open(tmp, "w") as fh:
+        json.dump(out, fh, indent=1)
+    os.replace(tmp, output)
+    log.info("%s/%s trial %d: %s, validation RMSE %.5f, %.1fs", dataset, model, trial["trial"], out["status"],
+             out["valid_rmse"], out["seconds"])
+    return out
+
+
+# --- selection ----------------------------------------------------------------------------------------------
+
+def select(results: list[dict]) -> dict:
+    """The trial with the lowest validation RMSE (the lower trial index on a tie). Only ``valid_rmse`` is read:
+    whatever else a result holds (a test score, say) cannot change the choice."""
+    scored = [r for r in results if math.isfinite(r["valid_rmse"])]
+    if not scored:
+        where = {(r["dataset"], r["model"]) for r in results}
+        raise ValueError(f"no trial of {sorted(where)} has a finite validation RMSE (all diverged); lower the "
+                         f"learning-rate bounds of config['tuning']['space']")
+    return min(scored, key=lambda r: (r["valid_rmse"], r["trial"]))
+
+
+def select_job(result_files, output: str) -> dict:
+    """The select rule: ``best.yaml`` from the trials' ``result.json``."""
+    results = [json.loads(Path(p).read_text()) for p in result_files]
+    best = select(results)
+    selection = {"dataset": best["dataset"], "model": best["model"], "trial": best["trial"],
+                 "valid_rmse": best["valid_rmse"], "parameters": best["parameters"], "trials": len(results),
+                 "settings": best["tuned"]}
+    write_yaml(selection, output)
+    log.info("%s/%s: trial %d of %d chosen, validation RMSE %.5f: %s", best["dataset"], best["model"],
+             best["trial"], len(results), best["valid_rmse"], best["tuned"])
+    return selection
+
+
+def read_selection(path: str | os.PathLike) -> dict:
+    """The searched settings of ``best.yaml``, which the final runs put over the config's."""
+    return yaml.safe_load(Path(path).read_text())["settings"]
+
+
+# --- the table of every trial -------------------------------------------------------------------------------
+
+def hyperparameters_table(drawn: list[dict], results: list[dict], selections: list[dict]):
+    """Every trial and every rejected draw of every tuned (dataset, model): searched settings (blank where a
+    model does not use one), parameters, validation RMSE, time, status; ``chosen`` marks the selection."""
+    import pandas as pd
+
+    chosen = {(s["dataset"], s["model"]): s["trial"] for s in selections}
+    rows = []
+    for r in results:
+        rows.append({"dataset": r["dataset"], "model": r["model"], "trial": r["trial"], "draw": r["draw"],
+                     "status": r["status"], "chosen": chosen.get((r["dataset"], r["model"])) == r["trial"],
+                     "parameters": r["parameters"], "valid_rmse": r["valid_rmse"], "seconds": r["seconds"],
+                     "epochs_run": r["epochs_run"], "best_epoch": r["best_epoch"], **r["tuned"]})
+    for d in drawn:
+        for r in d["rejected"]:
+            rows.append({"dataset": d["dataset"], "model": d["model"], "trial": None, "draw": r["draw"],
+                         "status": r["reason"], "chosen": False, "parameters": r["parameters"],
+                         "valid_rmse": None, "seconds": None, "epochs_run": None, "best_epoch": None, **r["tuned"]})
+    df = pd.DataFrame(rows)
+    settings = {k for row in rows for k in row} - {"dataset", "model", "status", "chosen", "valid_rmse", "seconds"}
+    for col in settings:  # integer columns stay integers where a blank (a model without the setting) is present
+        if all(isinstance(row.get(col), (int, type(None))) for row in rows):
+            df[col] = df[col].astype("Int64")
+    return df.sort_values(["dataset", "model", "trial", "draw"], na_position="last").reset_index(drop=True)
+
+
+def table_job(trials_files, result_files, selection_files, csv_path: str, figure_path: str, dpi: int) -> None:
+    """The table rule: ``hyperparameters.csv`` and the figure of validation RMSE over trials."""
+    from . import figures
+
+    drawn = [yaml.safe_load(Path(p).read_text()) for p in trials_files]
+    results = [json.loads(Path(p).read_text()) for p in result_files]
+    selections = [yaml.safe_load(Path(p).read_text()) for p in selection_files]
+    df = hyperparameters_table(drawn, results, selections)
+    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{csv_path}.partial"
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, csv_path)
+    figures.save(figures.plot_tuning(df), figure_path, dpi=dpi)

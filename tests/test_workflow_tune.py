@@ -1,0 +1,78 @@
+"""End to end: the hyper-parameter search stage of the real Snakemake rules on the tiny preset, its selection read
+by the final runs, and a changed selection rerunning exactly the runs it changes (a dry run lists them)."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ["conv", "rgroup"]
+TARGETS = ["tune_all", *[f"results/runs/translation/{m}/seed0/metrics.json" for m in MODELS]]
+
+
+def snakemake(tmp_path, *args):
+    cmd = [sys.executable, "-m", "snakemake", *TARGETS, "--snakefile", str(ROOT / "Snakefile"), "--directory",
+           str(tmp_path), "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"),
+           str(tmp_path / "test.yaml"), "--cores", "2", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    return done.stdout + done.stderr
+
+
+def planned_jobs(tmp_path) -> set[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run lists."""
+    jobs, rule = set(), None
+    for line in snakemake(tmp_path, "--dry-run").splitlines():
+        if m := re.match(r"(?:local)?(?:rule|checkpoint) (\w+):$", line):
+            rule = m[1]
+            jobs.add((rule, ""))
+        elif rule and (m := re.match(r"\s+wildcards: (.*)$", line)):
+            jobs.discard((rule, ""))
+            jobs.add((rule, m[1]))
+    return jobs
+
+
+def test_tiny_search_selects_and_final_runs_follow_the_selection(tmp_path):
+    override = {"models": {"translation": MODELS, "rotation": [], "scaling": [], "equivariance": []},
+                "tuning": {"models": {"translation": MODELS, "rotation": [], "scaling": []}},
+                "training": {"override": {"epochs": 1}}}
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(override))
+    snakemake(tmp_path, "--quiet", "rules")
+    tune = tmp_path / "results" / "tuning" / "translation"
+
+    table = pd.read_csv(tmp_path / "results" / "tables" / "hyperparameters.csv")
+    trained = table[table.status == "trained"]
+    assert sorted(zip(trained.model, trained.trial)) == [(m, t) for m in MODELS for t in (0, 1)]
+    assert trained.valid_rmse.gt(0).all() and trained.parameters.lt(10 ** 7).all() and trained.seconds.gt(0).all()
+    assert (tmp_path / "results" / "figures" / "tuning.png").stat().st_size > 0
+    for model in MODELS:
+        best = yaml.safe_load((tune / model / "best.yaml").read_text())
+        rows = trained[trained.model == model]
+        assert rows.loc[rows.chosen, "trial"].tolist() == [best["trial"]]
+        assert best["valid_rmse"] == rows.valid_rmse.min()
+        assert json.loads((tune / model / f"trial{best['trial']}" / "result.json").read_text())["tuned"] == best["settings"]
+        # the final run trained with the selection's settings
+        saved = torch.load(tmp_path / "results" / "runs" / "translation" / model / "seed0" / "model.pt", weights_only=True)
+        used = {**saved["training"], **saved["hyperparameters"]}
+        assert {k: used[k] for k in best["settings"]} == best["settings"]
+        assert saved["training"]["epochs"] == 1  # the final runs keep their own budget, not the trials'
+
+    assert planned_jobs(tmp_path) == set()
+    # a changed selection for conv reruns exactly conv's run (and what reads it); a rewritten but equal
+    # selection for rgroup reruns nothing
+    conv = tune / "conv" / "best.yaml"
+    best = yaml.safe_load(conv.read_text())
+    best["settings"]["lr"] = best["settings"]["lr"] * 2
+    conv.write_text(yaml.safe_dump(best, sort_keys=False))
+    rgroup = tune / "rgroup" / "best.yaml"
+    rgroup.write_text(rgroup.read_text())
+    assert planned_jobs(tmp_path) == {("train", "dataset=translation, model=conv, seed=0"),
+                                      ("evaluate", "dataset=translation, model=conv, seed=0"),
+                                      ("tune_table", ""), ("tune_all", "")}
