@@ -21,6 +21,7 @@ include: "workflow/rules/learn.smk"
 include: "workflow/rules/tune.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
@@ -30,3 +31,4 @@ rule all:
         TUNING_OUTPUTS,
         TABLES,
         FIGURES,
+        ANALYSIS,

@@ -1,5 +1,7 @@
-"""The metrics of a trained run (``metrics.json``): rollout RMSE of each split, overall and per step, and the
-model equivariance error (Definition 3.1). The rollout and its errors are ``pipeline.rollout``'s.
+"""The metrics of a trained run (``metrics.json``): for each split, from one rollout of its samples, the RMSE
+(overall and per step) and the benchmark metrics of ``pipeline.metrics`` (VRMSE, nRMSE, correlation and its time,
+RMSE per spectral band); and the model equivariance error (Definition 3.1). The rollout and its errors are
+``pipeline.rollout``'s.
 """
 from __future__ import annotations
 
@@ -14,11 +16,32 @@ import torch
 from . import datasets, metrics, numerics
 from .models import count_parameters
 from .loader import SampleSource
-from .rollout import Samples, load_model, resolve_device, rollout_mse_per_step, split_rmse
+from .rollout import Samples, load_model, resolve_device, rollout, split_rmse
 
 log = logging.getLogger("pipeline")
 
 TEST_SPLITS = ("test_future", "test_domain")
+
+
+@torch.no_grad()
+def split_scores(model: torch.nn.Module, samples: Samples, batch: int, prefix: str, steps: int | None = None,
+                 threshold: float = metrics.CORRELATION_THRESHOLD) -> dict:
+    """Every metric of a split from one rollout of its samples, as ``{prefix}_{name}`` entries: the RMSE (overall
+    and per step, as :func:`split_rmse`) and the benchmark metrics of :func:`pipeline.metrics.summarise_rollout`
+    (VRMSE, nRMSE, correlation per step and over the rollout, correlation time, RMSE per spectral band). Each
+    per-step score is a mean over samples, so the batch-size weighted mean of the batches' scores is the split's."""
+    steps = steps or samples.out_length
+    total, n = {}, 0
+    for x, y in samples.batches(batch):
+        for name, v in metrics.rollout_scores_per_step(rollout(model, x, steps), y[:, :steps]).items():
+            total[name] = total.get(name, 0.0) + v * x.shape[0]
+        n += x.shape[0]
+    if n == 0:
+        raise ValueError("split_scores: the split has no samples")
+    scores = {name: v / n for name, v in total.items()}
+    rmse, rmse_per_step = split_rmse(scores["mse"])
+    out = {"rmse": rmse, "rmse_per_step": rmse_per_step, **metrics.summarise_rollout(scores, threshold)}
+    return {f"{prefix}_{name}": v for name, v in out.items()}
 
 
 @torch.no_grad()
@@ -39,7 +62,9 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
 
     Family datasets: RMSE over the ``windows["rollout"]``-step rollout of both test splits, overall and per step.
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
-    equivariance levels): the model equivariance error on the validation inputs.
+    equivariance levels): the model equivariance error on the validation inputs. Beside each split's RMSE, from the
+    same rollout, the benchmark metrics of :func:`split_scores` (correlation time at the params'
+    ``correlation_threshold``, ``evaluation.correlation_threshold`` of the config).
     """
     numerics_state = numerics.configure("fp32", deterministic=True)
     device = resolve_device(device or params["device"])
@@ -57,12 +82,13 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
         "training_deterministic": saved["training"].get("deterministic", True),
         "evaluation_numerics": numerics_state, "device": str(device),
     }
+    threshold = params.get("correlation_threshold", metrics.CORRELATION_THRESHOLD)
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
-    out["valid_rmse"], out["valid_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, valid, batch))
+    out.update(split_scores(model, valid, batch, "valid", threshold=threshold))
     for split in TEST_SPLITS:
         if split in wcfg:
             samples = source.samples(datasets.split_windows(ds, split, wcfg))
-            out[f"{split}_rmse"], out[f"{split}_rmse_per_step"] = split_rmse(rollout_mse_per_step(model, samples, batch))
+            out.update(split_scores(model, samples, batch, split, threshold=threshold))
     if saved["symmetry"] == "rotation":
         out["equivariance_error"] = mean_rotation_equivariance_error(model, valid, batch)
     if family == "equivariance":

@@ -1,4 +1,5 @@
-"""Every figure of the pipeline: the paper's Figures 2, 3, 4 and 7 and the per-step rollout errors.
+"""Every figure of the pipeline: the paper's Figures 2, 3, 4 and 7, the per-step rollout errors and correlation,
+and the symmetry breaking read off the relaxed weights.
 
 This module is the one place that defines how a model looks (:data:`MODEL_STYLES`: display name, colour,
 marker) and how a split is named and drawn (:data:`SPLIT_STYLES`); every figure uses them. Each ``plot_*``
@@ -450,6 +451,111 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
     return chosen
 
 
+# --- correlation over the rollout ----------------------------------------------------------------------------
+
+@_styled
+def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8):
+    """Per-step Pearson correlation of ``dataset``'s test rollouts (the long metrics table), one panel per test
+    split, one line (mean, band +- std over seeds) per model; dotted: the correlation-time threshold. The legend
+    gives each model's correlation time (pipeline.metrics.correlation_time of each seed's curve, mean over seeds)."""
+    from .metrics import correlation_time
+    _require(df, ["dataset", "model", "seed", "split", "step", "correlation"], "long metrics table")
+    df = df[(df["dataset"] == dataset) & df["split"].isin(list(SPLIT_STYLES))]
+    _require(df, ["correlation"], f"long metrics table of {dataset}")
+    splits = [s for s in SPLIT_STYLES if s in set(df["split"])]
+    fig, axes = plt.subplots(1, len(splits), figsize=(PAGE, 2.5), sharey=True, squeeze=False, layout="constrained")
+    for ax, split in zip(axes[0], splits):
+        part = df[df["split"] == split]
+        for model in model_order(part["model"]):
+            m = part[part["model"] == model]
+            curve = m.groupby("step")["correlation"].agg(["mean", "std"]).sort_index()
+            times = [correlation_time(g.sort_values("step")["correlation"].to_numpy(), threshold)
+                     for _, g in m.groupby("seed")]
+            steps, mean, std = curve.index.to_numpy(), curve["mean"].to_numpy(), np.nan_to_num(curve["std"].to_numpy())
+            ax.plot(steps, mean, color=model_color(model), marker=model_marker(model), markevery=_every(len(steps)),
+                    label=f"{model_label(model, dataset)} ({np.mean(times):.1f})")
+            ax.fill_between(steps, mean - std, mean + std, color=model_color(model), alpha=0.15, linewidth=0)
+        ax.axhline(threshold, color="0.4", linestyle=":", linewidth=1)
+        ax.set_title(f"{dataset.capitalize()}: {split_label(split).lower()}")
+        ax.set_xlabel("Rollout step (frames ahead)")
+        ax.legend(title="Model (correlation time)", loc="lower left")
+    axes[0, 0].set_ylabel("Correlation with the target")
+    axes[0, 0].set_ylim(top=1.02)
+    return fig
+
+
+# --- symmetry breaking in the relaxed weights (pipeline/symmetry_breaking.py) ------------------------------------
+
+ROTATION_ELEMENTS = ("0: bottom side", "1: right side", "2: top side (broken)", "3: left side")
+
+
+def _layer_colours(layers) -> dict:
+    cmap = plt.get_cmap("viridis")
+    return {layer: cmap(i / max(1, len(layers) - 1)) for i, layer in enumerate(layers)}
+
+
+def _layers(df: pd.DataFrame) -> list[str]:
+    """Layer names in network order (``conv0, conv1, ..., projection``)."""
+    return sorted(set(df["layer"]), key=lambda n: (n == "projection", len(n), n))
+
+
+@_styled
+def plot_symmetry_breaking(df: pd.DataFrame):
+    """Each relaxed layer's departure from the equivariant point against the data equivariance error of the levels,
+    one panel per relaxed model, one line per layer (mean, error bars std over seeds); the legend gives the
+    Spearman rank correlation of the seed means with the data error."""
+    _require(df, ["dataset", "level", "data_equivariance_error", "model", "seed", "layer", "element", "departure"],
+             "symmetry-breaking table")
+    df = df[(df["element"].astype(str) == "all") & df["dataset"].str.startswith("equivariance")]
+    _require(df, ["departure"], "symmetry-breaking table of the equivariance levels")
+    models = model_order(df["model"])
+    fig, axes = plt.subplots(1, len(models), figsize=(PAGE, 2.6), squeeze=False, layout="constrained")
+    for ax, model in zip(axes[0], models):
+        part = df[df["model"] == model]
+        layers = _layers(part)
+        colours = _layer_colours(layers)
+        for layer in layers:
+            g = part[part["layer"] == layer].groupby("data_equivariance_error")["departure"].agg(["mean", "std"])
+            rho = pd.Series(g.index.to_numpy()).corr(pd.Series(g["mean"].to_numpy()), method="spearman")
+            ax.errorbar(g.index, g["mean"], yerr=g["std"].fillna(0), color=colours[layer], marker="o", capsize=2,
+                        elinewidth=0.8, label=f"{layer} (ρ = {rho:.2f})")
+        ax.set_title(model_label(model, "equivariance"))
+        ax.set_xlabel(f"Data equivariance error ({VELOCITY_UNIT})")
+        ax.set_ylim(bottom=0)
+        ax.legend(loc="lower right", title="Layer (Spearman ρ)")
+    axes[0, 0].set_ylabel("Relaxed weights' departure\nfrom equivariance ||w - Pw|| / ||w||")
+    return fig
+
+
+@_styled
+def plot_symmetry_breaking_rotation(df: pd.DataFrame):
+    """Per group element, the departure of each relaxed layer's weights on the rotation family (bars: mean over
+    seeds, error bars: std), one panel per relaxed model; element 2 (the top side, buoyancy 0.011) is the broken
+    one. A layer whose weights single out the break has its element-2 bar above the other three."""
+    _require(df, ["dataset", "model", "seed", "layer", "element", "departure"], "symmetry-breaking table")
+    df = df[(df["dataset"] == "rotation") & (df["element"].astype(str) != "all")]
+    _require(df, ["departure"], "symmetry-breaking table of the rotation family")
+    df = df.assign(element=df["element"].astype(int))
+    models = model_order(df["model"])
+    colours = ("#9ecae1", "#6baed6", "#d62728", "#3182bd")
+    fig, axes = plt.subplots(1, len(models), figsize=(PAGE, 2.6), squeeze=False, layout="constrained")
+    for ax, model in zip(axes[0], models):
+        part = df[df["model"] == model]
+        layers = _layers(part)
+        for h in range(4):
+            g = part[part["element"] == h].groupby("layer")["departure"].agg(["mean", "std"]).reindex(layers)
+            x = np.arange(len(layers)) + (h - 1.5) * 0.2
+            ax.bar(x, g["mean"], width=0.2, yerr=g["std"].fillna(0), color=colours[h], label=ROTATION_ELEMENTS[h],
+                   error_kw={"elinewidth": 0.8, "capsize": 1.5})
+        ax.set_xticks(np.arange(len(layers)), layers)
+        ax.set_title(f"{model_label(model, 'rotation')}: rotation family")
+        ax.set_xlabel("Layer")
+    axes[0, 0].set_ylabel("Departure of group element h\n||D_h|| / ||w||")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", title="Group element h")
+    return fig
+
+
 # --- the pipeline's figure files --------------------------------------------------------------------------
 
 def rollout_figure(table: str, dataset: str, output: str, dpi: int = DPI) -> None:
@@ -467,3 +573,15 @@ def alpha_figure(table: str, output: str, model: str = "rsteer", dataset: str = 
 def heat_figure(output: str, heat: dict, dpi: int = DPI) -> None:
     from .heat import simulate
     save(plot_heat(simulate(**heat)), output, dpi=dpi)
+
+
+def correlation_figure(table: str, dataset: str, output: str, threshold: float = 0.8, dpi: int = DPI) -> None:
+    save(plot_correlation(pd.read_csv(table), dataset, threshold), output, dpi=dpi)
+
+
+def symmetry_breaking_figure(table: str, output: str, dpi: int = DPI) -> None:
+    save(plot_symmetry_breaking(pd.read_csv(table)), output, dpi=dpi)
+
+
+def symmetry_breaking_rotation_figure(table: str, output: str, dpi: int = DPI) -> None:
+    save(plot_symmetry_breaking_rotation(pd.read_csv(table)), output, dpi=dpi)

@@ -100,7 +100,8 @@ def train_params(config: dict, dataset: str, model: str, alpha: float | None = N
 def evaluate_params(config: dict, dataset: str) -> dict:
     """Everything an evaluation reads besides the data and the trained model (``pipeline.evaluate.evaluate_run``)."""
     return {"windows": _windows(config, dataset, EVALUATE_WINDOW_KEYS), "device": config["training"]["device"],
-            "eval_batch": config["training"]["eval_batch"]}
+            "eval_batch": config["training"]["eval_batch"],
+            "correlation_threshold": config.get("evaluation", {}).get("correlation_threshold", 0.8)}
 
 
 def models_table_params(config: dict) -> dict:

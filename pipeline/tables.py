@@ -1,5 +1,6 @@
-"""Tables aggregated from the runs' ``metrics.json`` files: Table 1 (csv, markdown, LaTeX), the equivariance
-levels (Figure 4), per-step rollout errors (Figure 3) and the alpha sweep (Figure 7).
+"""Tables aggregated from the runs' ``metrics.json`` files: Table 1 (csv, markdown, LaTeX) and its VRMSE view,
+the equivariance levels (Figure 4), per-step rollout errors (Figure 3), the alpha sweep (Figure 7), and every
+per-step metric of every run in long format.
 
 Across seeds: the mean and the sample standard deviation (``ddof=1``; NaN for a single seed).
 """
@@ -77,8 +78,9 @@ def _cell(mean: float, std: float, pm: str, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f}{pm}{std:.{digits}f}"
 
 
-def _grid(df: pd.DataFrame, pm: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """Column models and rows ``(label, cells)`` laid out like the paper: ours, then the paper's in brackets."""
+def _grid(df: pd.DataFrame, pm: str, value: str = "rmse") -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Column models and rows ``(label, cells)`` laid out like the paper: ours (``{value}_mean +- {value}_std``),
+    then the paper's in brackets where the table has the paper's column."""
     models = _model_order(df.model)
     rows = []
     for (dataset, split), part in df.groupby(["dataset", "split"], sort=False):
@@ -89,8 +91,8 @@ def _grid(df: pd.DataFrame, pm: str) -> tuple[list[str], list[tuple[str, list[st
                 cells.append("")
                 continue
             r = by_model.loc[m]
-            ours = _cell(r.rmse_mean, r.rmse_std, pm)
-            theirs = _cell(r.paper_mean, r.paper_std, pm, digits=2)
+            ours = _cell(r[f"{value}_mean"], r[f"{value}_std"], pm)
+            theirs = _cell(r.paper_mean, r.paper_std, pm, digits=2) if "paper_mean" in r else "-"
             cells.append(ours if theirs == "-" else f"{ours} ({theirs})")
         rows.append((f"{dataset} {SPLIT_LABELS[split]}", cells))
     return models, rows
@@ -122,6 +124,38 @@ def write_table1(metric_files, csv_path, md_path, tex_path) -> pd.DataFrame:
     return df
 
 
+# --- Table 1's VRMSE view -------------------------------------------------------------------------------------
+
+def table1_vrmse(metrics: list[dict]) -> pd.DataFrame:
+    """``dataset, model, split, vrmse_mean, vrmse_std, n_seeds``: Table 1 in VRMSE (pipeline.metrics.vrmse_per_step,
+    averaged over the rollout); no published values (the paper reports RMSE only)."""
+    rows = [{"dataset": m["dataset"], "model": m["model"], "split": s, "vrmse": m[f"{s}_vrmse"]}
+            for m in metrics if m["dataset"] in FAMILIES for s in SPLITS]
+    df = _aggregate(rows, ["dataset", "model", "split"], "vrmse", "vrmse")
+    order = {m: i for i, m in enumerate(_model_order(df.model))}
+    df = df.assign(_d=df.dataset.map(FAMILIES.index), _s=df.split.map(SPLITS.index), _m=df.model.map(order))
+    df = df.sort_values(["_d", "_s", "_m"]).drop(columns=["_d", "_s", "_m"]).reset_index(drop=True)
+    df["n_seeds"] = df["n_seeds"].astype(int)
+    return df
+
+
+def table1_vrmse_markdown(df: pd.DataFrame) -> str:
+    models, rows = _grid(df, " ± ", value="vrmse")
+    lines = ["VRMSE of the 20-step rollout (RMSE over the target's spatial standard deviation, per component, "
+             "averaged; 1 = predicting the target's mean), mean ± std over seeds.", "",
+             "| | " + " | ".join(paper.LABELS.get(m, m) for m in models) + " |",
+             "|---" * (len(models) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_table1_vrmse(metric_files, csv_path, md_path) -> pd.DataFrame:
+    df = table1_vrmse(read_metrics(metric_files))
+    _write(df, csv_path)
+    _write_text(table1_vrmse_markdown(df), md_path)
+    return df
+
+
 # --- the other tables --------------------------------------------------------------------------------------
 
 def equivariance(metrics: list[dict]) -> pd.DataFrame:
@@ -146,9 +180,30 @@ def alpha_sweep(metrics: list[dict]) -> pd.DataFrame:
     return _aggregate(rows, ["alpha", "split"], "rmse", "rmse").sort_values(["alpha", "split"]).reset_index(drop=True)
 
 
+# The per-step metrics of metrics.json (``{split}_{name}_per_step``) and their column in the long table.
+LONG_METRICS = ("rmse", "vrmse", "nrmse", "correlation", "spectral_rmse_low", "spectral_rmse_mid", "spectral_rmse_high")
+
+
+def metrics_long(metrics: list[dict]) -> pd.DataFrame:
+    """``dataset, model, seed, split, step, rmse, vrmse, ...``: one row per run, split (validation and the test
+    splits the run has) and rollout step (from 1), a column per metric of :data:`LONG_METRICS` (see
+    pipeline/metrics.py for their definitions)."""
+    rows = []
+    for m in metrics:
+        for split in ("valid", *SPLITS):
+            if f"{split}_rmse_per_step" not in m:
+                continue
+            for i in range(len(m[f"{split}_rmse_per_step"])):
+                rows.append({"dataset": m["dataset"], "model": m["model"], "seed": m["seed"], "split": split,
+                             "step": i + 1, **{k: m[f"{split}_{k}_per_step"][i] for k in LONG_METRICS}})
+    columns = ["dataset", "model", "seed", "split", "step", *LONG_METRICS]
+    return pd.DataFrame(rows, columns=columns).sort_values(columns[:5], kind="stable").reset_index(drop=True)
+
+
 def write(kind: str, metric_files, path) -> pd.DataFrame:
-    """Write table ``kind`` (equivariance, rollout or alpha_sweep) of ``metric_files`` to ``path``."""
-    builders = {"equivariance": equivariance, "rollout": rollout, "alpha_sweep": alpha_sweep}
+    """Write table ``kind`` (equivariance, rollout, alpha_sweep or metrics_long) of ``metric_files`` to ``path``."""
+    builders = {"equivariance": equivariance, "rollout": rollout, "alpha_sweep": alpha_sweep,
+                "metrics_long": metrics_long}
     df = builders[kind](read_metrics(metric_files))
     _write(df, path)
     return df

@@ -5,9 +5,32 @@ import json
 import math
 
 import pytest
+import torch
+from test_rollout import AddOne
 from test_train import tiny_config, write_synthetic_store
 
-from pipeline import evaluate, runs, train
+from pipeline import datasets, evaluate, metrics, runs, train
+from pipeline.rollout import Samples, frames_tensor, rollout, rollout_mse_per_step, split_rmse
+
+
+def test_split_scores_do_not_depend_on_the_batch_and_match_the_rmse(tmp_path):
+    ds = datasets.load(write_synthetic_store(tmp_path / "translation.zarr"))
+    windows = datasets.split_windows(ds, "test_domain", {"offset": 0, "input_length": 2, "rollout": 3,
+                                                          "train": [0, 8], "valid": [8, 11], "test_domain": [0, 7]})
+    samples = Samples(frames_tensor(ds, "cpu"), windows)
+    by3 = evaluate.split_scores(AddOne(), samples, 3, "test_domain")
+    whole = evaluate.split_scores(AddOne(), samples, len(samples), "test_domain")
+    assert by3.keys() == whole.keys() and "test_domain_correlation_time" in by3
+    for k, v in whole.items():
+        assert by3[k] == pytest.approx(v, rel=1e-5)
+    rmse, per_step = split_rmse(rollout_mse_per_step(AddOne(), samples, batch=3))
+    assert by3["test_domain_rmse"] == pytest.approx(rmse, rel=1e-6)
+    assert by3["test_domain_rmse_per_step"] == pytest.approx(per_step, rel=1e-6)
+    xs, ys = datasets.window_arrays(ds, windows)
+    with torch.no_grad():
+        pred = rollout(AddOne(), torch.from_numpy(xs), 3)
+    assert whole["test_domain_vrmse"] == pytest.approx(float(metrics.vrmse_per_step(pred, torch.from_numpy(ys)).mean()),
+                                                       rel=1e-5)
 
 
 def _trained(tmp_path, dataset, model="conv", **store_attrs):
@@ -30,6 +53,14 @@ def test_metrics_of_a_rotation_run(tmp_path):
         assert m[f"{split}_rmse"] == pytest.approx(math.sqrt(sum(v * v for v in m[f"{split}_rmse_per_step"]) / steps))
     assert (m["dataset"], m["model"], m["seed"], m["rollout_steps"]) == ("rotation", "conv", 0, steps)
     assert m["parameters"] > 0 and m["equivariance_error"] > 0  # a plain CNN is not C4-equivariant
+    for split in ("valid", "test_future", "test_domain"):
+        for name in ("vrmse", "nrmse", "correlation", *(f"spectral_rmse_{b}" for b in metrics.BANDS)):
+            assert math.isfinite(m[f"{split}_{name}"]) and len(m[f"{split}_{name}_per_step"]) == steps
+        assert 0 <= m[f"{split}_correlation_time"] <= steps
+        assert -1 <= m[f"{split}_correlation"] <= 1 and m[f"{split}_vrmse"] > 0
+        bands = sum(m[f"{split}_spectral_rmse_{b}"] ** 2 for b in metrics.BANDS)
+        assert bands == pytest.approx(m[f"{split}_rmse"] ** 2, rel=1e-4)  # the bands partition the MSE
+    assert {"training_precision", "evaluation_numerics"} <= set(m)
 
 
 def test_metrics_of_a_translation_run_have_no_equivariance_error(tmp_path):

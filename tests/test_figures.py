@@ -228,3 +228,69 @@ def test_figures_config_validates(preset):
     bad = dict(cfg, figures=dict(cfg["figures"], heat=dict(cfg["figures"]["heat"], variation=1.5)))
     with pytest.raises(pipeline_config.ConfigError, match="variation"):
         pipeline_config.validate(bad)
+
+
+# --- benchmark metrics and symmetry breaking -----------------------------------------------------------------
+
+def _long_table(models=("conv", "rsteer"), steps=6, seeds=(0, 1)):
+    rows = [dict(dataset=d, model=m, seed=s, split=sp, step=k, rmse=0.1 * k, correlation=1.0 - (i + 1) * 0.045 * k)
+            for d in ("rotation", "scaling") for i, m in enumerate(models) for s in seeds
+            for sp in ("valid", "test_future", "test_domain") for k in range(1, steps + 1)]
+    return pd.DataFrame(rows)
+
+
+def test_correlation_figure(tmp_path):
+    table = tmp_path / "metrics_long.csv"
+    _long_table().to_csv(table, index=False)
+    fig = figures.plot_correlation(pd.read_csv(table), "rotation", threshold=0.8)
+    assert [a.get_title() for a in fig.axes] == ["Rotation: test-future", "Rotation: test-domain"]
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 3  # two models and the threshold
+    # conv drops 0.045 a step: 0.82 at step 4, 0.775 at 5 -> correlation time 4; rsteer 0.09 a step -> 2
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Conv (4.0)", "RSteer (2.0)"]
+    out = tmp_path / "correlation_rotation.png"
+    figures.correlation_figure(str(table), "rotation", str(out), dpi=DPI)
+    _png(out, figures.PAGE, 2.5)
+    with pytest.raises(ValueError):
+        figures.plot_correlation(pd.read_csv(table), "translation")
+
+
+def _symmetry_breaking_table():
+    rows = []
+    for model, layers in (("rgroup", ["conv1", "conv2", "projection"]), ("rsteer", ["conv0", "conv1"])):
+        for dataset, level in [(f"equivariance_{n}", n) for n in range(4)] + [("rotation", float("nan"))]:
+            for seed in (0, 1):
+                for j, layer in enumerate(layers):
+                    per = [0.01 * (level if level == level else 1) * (1 + j)] * 4
+                    if dataset == "rotation":
+                        per[2] *= 3
+                    rows.append(dict(dataset=dataset, level=level, data_equivariance_error=0.1 * level, model=model,
+                                     seed=seed, layer=layer, element="all", departure=sum(v * v for v in per) ** 0.5,
+                                     signed=0.0))
+                    rows += [dict(dataset=dataset, level=level, data_equivariance_error=0.1 * level, model=model,
+                                  seed=seed, layer=layer, element=str(h), departure=per[h], signed=0.0) for h in range(4)]
+    return pd.DataFrame(rows)
+
+
+def test_symmetry_breaking_figures(tmp_path):
+    table = tmp_path / "symmetry_breaking.csv"
+    _symmetry_breaking_table().to_csv(table, index=False)
+    df = pd.read_csv(table)
+    fig = figures.plot_symmetry_breaking(df)
+    assert [a.get_title() for a in fig.axes] == ["RGroup", "RSteer"]
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["conv1 (ρ = 1.00)", "conv2 (ρ = 1.00)", "projection (ρ = 1.00)"]
+    assert len(fig.axes[1].get_legend().get_texts()) == 2
+
+    fig = figures.plot_symmetry_breaking_rotation(df)
+    assert [a.get_title() for a in fig.axes] == ["RGroup: rotation family", "RSteer: rotation family"]
+    bars = fig.axes[0].patches
+    assert len(bars) == 4 * 3  # four elements for each of three layers
+    heights = np.array([b.get_height() for b in bars]).reshape(4, 3)  # drawn element by element
+    assert (heights[2] > heights[[0, 1, 3]]).all()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(figures.ROTATION_ELEMENTS)
+
+    for fn, name in ((figures.symmetry_breaking_figure, "sb.png"),
+                     (figures.symmetry_breaking_rotation_figure, "sb_rotation.png")):
+        fn(str(table), str(tmp_path / name), dpi=DPI)
+        _png(tmp_path / name, figures.PAGE, 2.6)

@@ -65,3 +65,42 @@ def test_equivariance_rollout_and_sweep_tables(tmp_path):
     assert list(back.columns) == ["alpha", "split", "rmse_mean", "rmse_std", "n_seeds"]
     assert len(back) == 4 and (back.n_seeds == 2).all() and len(df) == 4
     assert back[(back.alpha == 0.01) & (back.split == "test_domain")].rmse_mean.item() == pytest.approx(2.01)
+
+
+def _with_benchmark_metrics(m, offset=0.0):
+    """``m`` with the per-step benchmark metrics of evaluate.benchmark_scores (valid and test splits)."""
+    out = dict(m)
+    for split in ("valid", "test_future", "test_domain"):
+        steps = len(m["test_future_rmse_per_step"])
+        out.setdefault(f"{split}_rmse_per_step", [0.5] * steps)
+        for k in tables.LONG_METRICS[1:]:
+            out[f"{split}_{k}_per_step"] = [offset + 0.01 * i for i in range(steps)]
+        out[f"{split}_vrmse"] = offset + 0.3
+    return out
+
+
+def test_metrics_long_has_a_row_per_run_split_and_step(tmp_path):
+    runs = [_with_benchmark_metrics(m, 0.1 * i) for i, m in enumerate(RUNS)]
+    paths = []
+    for i, m in enumerate(runs):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(m))
+    df = tables.write("metrics_long", paths, tmp_path / "long.csv")
+    back = pd.read_csv(tmp_path / "long.csv")
+    assert list(back.columns) == ["dataset", "model", "seed", "split", "step", *tables.LONG_METRICS]
+    assert len(back) == len(df) == len(RUNS) * 3 * 2
+    r = back[(back.dataset == "rotation") & (back.model == "rsteer") & (back.seed == 1) & (back.split == "test_future")]
+    assert r.step.tolist() == [1, 2] and r.rmse.tolist() == pytest.approx([0.8, 1.0])
+    assert r.correlation.tolist() == pytest.approx([0.1, 0.11])
+    assert set(back.split) == {"valid", "test_future", "test_domain"}
+
+
+def test_table1_vrmse_view(tmp_path):
+    runs = [_with_benchmark_metrics(m, 0.1 * (m["seed"] + 1)) for m in RUNS]
+    df = tables.table1_vrmse(runs)
+    assert list(df.columns) == ["dataset", "model", "split", "vrmse_mean", "vrmse_std", "n_seeds"]
+    r = df[(df.dataset == "rotation") & (df.model == "rsteer") & (df.split == "test_domain")].iloc[0]
+    assert (r.vrmse_mean, r.vrmse_std, r.n_seeds) == (pytest.approx(0.5), pytest.approx(0.1), 3)
+    md = tables.table1_vrmse_markdown(df)
+    assert "| | Conv | RSteer |" in md and "| rotation future | 0.450 ± 0.071 | 0.500 ± 0.100 |" in md
+    assert "(" not in md.splitlines()[-1]  # no published values

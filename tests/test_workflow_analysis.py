@@ -1,0 +1,40 @@
+"""The analysis targets in the DAG (dry runs; the rules' work is tested in test_metrics, test_tables, test_figures and
+test_symmetry_breaking)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _jobs(tmp_path, *configfiles, target="all") -> dict[str, int]:
+    cmd = [sys.executable, "-m", "snakemake", target, "-n", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--configfile", *map(str, configfiles), "--cores", "1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    stats = done.stdout.split("Job stats:")[1]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+
+
+def test_quick_preset_builds_every_analysis_target(tmp_path):
+    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "quick.yaml")
+    for rule in ("metrics_long_table", "table1_vrmse", "symmetry_breaking_table", "figure_symmetry_breaking",
+                 "figure_symmetry_breaking_rotation"):
+        assert jobs.get(rule) == 1, rule
+    assert jobs["figure_correlation"] == 3
+
+
+def test_vrmse_view_only_when_asked_and_no_analysis_without_relaxed_models(tmp_path):
+    off = {"tables": {"vrmse": False},
+           "models": {"translation": ["conv"], "rotation": ["conv"], "scaling": [], "equivariance": ["conv"]}}
+    (tmp_path / "off.yaml").write_text(yaml.safe_dump(off))
+    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "off.yaml")
+    assert jobs["metrics_long_table"] == 1 and jobs["figure_correlation"] == 2
+    assert not {"table1_vrmse", "symmetry_breaking_table", "figure_symmetry_breaking"} & set(jobs)
+    assert _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "off.yaml",
+                 target="results/tables/table1_vrmse.md")["table1_vrmse"] == 1

@@ -1,0 +1,134 @@
+# Beyond one RMSE (issue 13): every run's per-step benchmark metrics in long format, Table 1's VRMSE view, the
+# correlation over the rollout per family, and the symmetry breaking read off the relaxed models' weights.
+# Reads config and names only (pipeline/metrics.py, tables.py, figures.py and symmetry_breaking.py do the work).
+
+RELAXED_C4 = ["rgroup", "rsteer"]  # the models whose relaxed weights pipeline/symmetry_breaking.py reads
+SB_LEVEL_MODELS = [m for m in RELAXED_C4 if m in config["models"]["equivariance"]]
+SB_ROTATION_MODELS = [m for m in RELAXED_C4 if m in config["models"]["rotation"]]
+SB_RUNS = [RUN.format(dataset=d, model=m, seed=s) for d in LEVEL_DATASETS for m in SB_LEVEL_MODELS for s in SEEDS] \
+    + [RUN.format(dataset="rotation", model=m, seed=s) for m in SB_ROTATION_MODELS for s in SEEDS]
+ANALYSIS = (
+    ["results/tables/metrics_long.csv"]
+    + (expand("results/tables/table1_vrmse.{ext}", ext=["csv", "md"]) if config.get("tables", {}).get("vrmse") else [])
+    + expand("results/figures/correlation_{dataset}.png", dataset=TRAINED_FAMILIES)
+    + (["results/tables/symmetry_breaking.csv"] if SB_RUNS else [])
+    + (["results/figures/symmetry_breaking.png"] if SB_LEVEL_MODELS else [])
+    + (["results/figures/symmetry_breaking_rotation.png"] if SB_ROTATION_MODELS else [])
+)
+
+
+rule metrics_long_table:
+    input:
+        run_metrics(DATASETS),
+    output:
+        report("results/tables/metrics_long.csv", caption="../report/metrics_long.rst", category="Tables"),
+    log:
+        "results/logs/tables/metrics_long.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        kind="metrics_long",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tables.py"
+
+
+rule table1_vrmse:
+    input:
+        run_metrics(FAMILY_DATASETS),
+    output:
+        csv=report("results/tables/table1_vrmse.csv", caption="../report/table1_vrmse.rst", category="Tables"),
+        md=report("results/tables/table1_vrmse.md", caption="../report/table1_vrmse.rst", category="Tables"),
+    log:
+        "results/logs/tables/table1_vrmse.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        kind="table1_vrmse",
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tables.py"
+
+
+rule figure_correlation:
+    input:
+        "results/tables/metrics_long.csv",
+    output:
+        report("results/figures/correlation_{dataset}.png", caption="../report/correlation.rst", category="Figures",
+               subcategory="Correlation over the rollout"),
+    wildcard_constraints:
+        dataset="|".join(FAMILY_DATASETS),
+    params:
+        threshold=config.get("evaluation", {}).get("correlation_threshold", 0.8),
+        dpi=FIGURES_CFG["dpi"],
+    log:
+        "results/logs/figures/correlation_{dataset}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/figure_correlation.py"
+
+
+rule symmetry_breaking_table:
+    input:
+        models=[f"{run}/model.pt" for run in SB_RUNS],
+        metrics=[f"{run}/metrics.json" for run in SB_RUNS],
+    output:
+        report("results/tables/symmetry_breaking.csv", caption="../report/symmetry_breaking_table.rst",
+               category="Tables"),
+    log:
+        "results/logs/tables/symmetry_breaking.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/symmetry_breaking.py"
+
+
+rule figure_symmetry_breaking:
+    input:
+        "results/tables/symmetry_breaking.csv",
+    output:
+        report("results/figures/symmetry_breaking.png", caption="../report/symmetry_breaking.rst", category="Figures"),
+    params:
+        per_element=False,
+        dpi=FIGURES_CFG["dpi"],
+    log:
+        "results/logs/figures/symmetry_breaking.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/figure_symmetry_breaking.py"
+
+
+use rule figure_symmetry_breaking as figure_symmetry_breaking_rotation with:
+    output:
+        report("results/figures/symmetry_breaking_rotation.png", caption="../report/symmetry_breaking_rotation.rst",
+               category="Figures"),
+    params:
+        per_element=True,
+        dpi=FIGURES_CFG["dpi"],
+    log:
+        "results/logs/figures/symmetry_breaking_rotation.log",
+
+
+rule analysis:
+    input:
+        ANALYSIS,
