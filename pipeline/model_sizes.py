@@ -10,9 +10,7 @@ run's training batch size.
 """
 from __future__ import annotations
 
-import csv
 import logging
-import os
 import statistics
 import time
 
@@ -20,7 +18,7 @@ import torch
 
 from .models import build, count_parameters
 from .runs import Settings, family_of, symmetry_of
-from .train import PARAMETER_BUDGET
+from .train import PARAMETER_BUDGET, write_log
 
 log = logging.getLogger("pipeline")
 
@@ -97,10 +95,5 @@ def write_models_table(params: dict, output: str, repeat: int = 3) -> list[dict]
     for r in params["runs"]:
         rows.append(model_row(r["run"], r["dataset"], r["model"], params["grid"], repeat))
         log.info("%s", rows[-1])
-    tmp = f"{output}.partial"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=COLUMNS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, output)
+    write_log(rows, output, COLUMNS)
     return rows

@@ -170,10 +170,11 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
 
 # --- one run of the workflow -------------------------------------------------------------------------------
 
-def write_log(history: list[dict], path: str | os.PathLike) -> None:
+def write_log(history: list[dict], path: str | os.PathLike, columns=LOG_COLUMNS) -> None:
+    """Rows of dicts to a CSV with ``columns``, written to a ``.partial`` sibling and renamed into place."""
     tmp = f"{path}.partial"
     with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=LOG_COLUMNS)
+        w = csv.DictWriter(fh, fieldnames=columns)
         w.writeheader()
         w.writerows(history)
     os.replace(tmp, path)
