@@ -292,6 +292,12 @@ class Windows:
         a = s + self.offset
         return slice(a, a + self.input_length), slice(a + self.input_length, a + self.input_length + self.out_length)
 
+    def first_frames(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(sim, first)`` of every sample in order, int64: the sim and the first input frame of its window."""
+        sims = np.repeat(np.asarray(self.sims, dtype=np.int64), len(self.starts))
+        firsts = np.tile(np.asarray(self.starts, dtype=np.int64), len(self.sims)) + self.offset
+        return sims, firsts
+
     def last_frame(self) -> int:
         return max(self.starts) + self.offset + self.input_length + self.out_length - 1
 

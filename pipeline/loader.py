@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import datasets
+from .rollout import Samples
 
 MB = 2 ** 20
 
@@ -62,20 +63,15 @@ class ChunkCache:
             out[a - lo:b - lo] = self.chunk(sim, index)[a - index * cf:b - index * cf]
 
 
-class StoreSamples:
-    """The windows of one split read through a :class:`ChunkCache`: the interface of ``rollout.Samples``
-    (``len``, ``get(idx) -> (inputs, targets)`` on ``device``, ``batches(size)``)."""
+class StoreSamples(Samples):
+    """The windows of one split read through a :class:`ChunkCache`: ``rollout.Samples`` (``len``,
+    ``get(idx) -> (inputs, targets)`` on ``device``, ``batches(size)``) with the frames read from the cache."""
 
     def __init__(self, cache: ChunkCache, windows: datasets.Windows, device):
         self.cache, self.windows, self.device = cache, windows, torch.device(device)
-        n = len(windows)
-        self.sim = np.array([windows.index(i)[0] for i in range(n)], dtype=np.int64)
-        self.first = np.array([windows.slices(i)[0].start for i in range(n)], dtype=np.int64)
+        self.sim, self.first = windows.first_frames()
         self.input_length, self.out_length = windows.input_length, windows.out_length
         self._frame_shape = tuple(cache.array.shape[2:])
-
-    def __len__(self) -> int:
-        return len(self.windows)
 
     def get(self, idx) -> tuple[torch.Tensor, torch.Tensor]:
         idx = idx.cpu().numpy() if isinstance(idx, torch.Tensor) else np.asarray(idx)
@@ -87,11 +83,6 @@ class StoreSamples:
             self.cache.frames(int(self.sim[i]), int(self.first[i]), int(self.first[i]) + span, out[j])
         w = torch.from_numpy(out).to(self.device)
         return w[:, :self.input_length], w[:, self.input_length:]
-
-    def batches(self, size: int):
-        """Every sample once, in order, ``size`` at a time."""
-        for lo in range(0, len(self), size):
-            yield self.get(np.arange(lo, min(lo + size, len(self))))
 
 
 class SampleSource:
@@ -113,6 +104,4 @@ class SampleSource:
             self.cache = ChunkCache(array, int(cache_mb * MB))
 
     def samples(self, windows: datasets.Windows):
-        from .rollout import Samples
-
         return Samples(self.frames, windows) if self.in_memory else StoreSamples(self.cache, windows, self.device)

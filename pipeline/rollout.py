@@ -18,6 +18,7 @@ import torch
 from . import datasets, metrics
 from .models import build
 
+
 def resolve_device(device: str = "auto") -> torch.device:
     """The torch device of ``training.device``: ``auto`` is CUDA when present, else CPU."""
     if device == "auto":
@@ -51,9 +52,7 @@ class Samples:
 
     def __init__(self, frames: torch.Tensor, windows: datasets.Windows):
         self.frames, self.windows = frames, windows
-        n = len(windows)
-        self.sim = torch.tensor([windows.index(i)[0] for i in range(n)], device=frames.device)
-        self.first = torch.tensor([windows.slices(i)[0].start for i in range(n)], device=frames.device)
+        self.sim, self.first = (torch.from_numpy(a).to(frames.device) for a in windows.first_frames())
         self.input_length, self.out_length = windows.input_length, windows.out_length
         self._span = torch.arange(self.input_length + self.out_length, device=frames.device)
 
