@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalogue import (FAMILIES, TEST_DOMAIN, TRAIN, equivariance_base_indices,  # noqa: F401 (re-exported)
-                        equivariance_level_members, frame_range, shard_indices)
+                        equivariance_level_members, frame_range, shard_indices, sim_keys, sim_roles)
 from .simulate import Plume, simulate
 from .symmetry import downscale, rotate_point, rotate_vector
 
@@ -43,55 +43,37 @@ def _vector(v) -> tuple[float, float]:
     return float(v[0]), float(v[1])
 
 
-def _plume(cfg: dict, grid: int, domain: float, inflow, radius: float, buoyancy, dt: float, label: str,
-           buoyancy_right=None, split_x=None) -> Plume:
-    return Plume(grid=int(grid), domain=float(domain), inflow=_vector(inflow), radius=float(radius),
-                 buoyancy=_vector(buoyancy), velocity_dt=float(dt), label=label,
-                 buoyancy_right=None if buoyancy_right is None else _vector(buoyancy_right),
-                 split_x=None if split_x is None else float(split_x))
+def _plume(family: str, position: int, key: dict, data: dict) -> Plume:
+    """The plume of the sim at ``position`` of ``family`` whose identifying parameters are ``key``."""
+    cfg, grid, radius = data[family], int(data["grid"]), float(data["inflow_radius"])
+    size, dt = float(grid), float(cfg["velocity_dt"])
+    if family == "translation":
+        x, y = key["inflow_x"], key["inflow_y"]
+        return Plume(grid, size, _vector((x, y)), radius, _vector((0.0, cfg["buoyancy"][0])), dt,
+                     f"translation sim {position} (inflow x={x}, y={y})",
+                     buoyancy_right=_vector((0.0, cfg["buoyancy"][1])), split_x=size / 2)
+    if family == "rotation":
+        k, side = key["k"], key["side"]
+        step = cfg["side2_buoyancy_step"] if side == 2 else cfg["buoyancy_step"]
+        return Plume(grid, size, _vector(rotate_point((size / 2, float(cfg["inflow_offset"])), side, size)), radius,
+                     _vector(rotate_vector((0.0, k * step), side)), dt, f"rotation sim {position} (k={k}, side={side})")
+    if family == "scaling":
+        f = key["factor"]
+        n = int(round(grid * f))
+        return Plume(n, size * f, _vector((size / 2 * f, cfg["inflow_y"] * f)), radius * f,
+                     _vector((0.0, cfg["buoyancy"] * f)), dt, f"scaling sim {position} (factor {f}, grid {n})")
+    i = key["base"]
+    return Plume(grid, size, _vector((size / 2, cfg["inflow_y"])), radius,
+                 _vector((0.0, cfg["buoyancy_step"] * (i + 1))), dt, f"equivariance base sim {i}")
 
 
 def family_sims(family: str, data: dict) -> list[Sim]:
-    """The sims of ``family`` under the ``data`` section of the config, in storage order."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
-    cfg, grid, radius = data[family], int(data["grid"]), float(data["inflow_radius"])
-    size = float(grid)
-    sims: list[Sim] = []
-    if family == "translation":
-        held = {tuple(t) for t in cfg["test_domain"]}
-        left, right = (0.0, cfg["buoyancy"][0]), (0.0, cfg["buoyancy"][1])
-        for x in cfg["inflow_x"]:
-            for y in cfg["inflow_y"]:
-                label = f"translation sim {len(sims)} (inflow x={x}, y={y})"
-                sims.append(Sim(len(sims), _plume(cfg, grid, size, (x, y), radius, left, cfg["velocity_dt"], label,
-                                                  buoyancy_right=right, split_x=size / 2),
-                                TEST_DOMAIN if (x, y) in held else TRAIN, {"inflow_x": x, "inflow_y": y}))
-    elif family == "rotation":
-        held = {tuple(t) for t in cfg["test_domain"]}
-        bottom = (size / 2, float(cfg["inflow_offset"]))
-        for k in range(1, int(cfg["sims"]) + 1):
-            side = (k - 1) % 4
-            step = cfg["side2_buoyancy_step"] if side == 2 else cfg["buoyancy_step"]
-            label = f"rotation sim {k - 1} (k={k}, side={side})"
-            sims.append(Sim(k - 1, _plume(cfg, grid, size, rotate_point(bottom, side, size), radius,
-                                          rotate_vector((0.0, k * step), side), cfg["velocity_dt"], label),
-                            TEST_DOMAIN if (k, side) in held else TRAIN, {"k": k, "side": side}))
-    elif family == "scaling":
-        held = {int(i) for i in cfg["test_domain"]}
-        for i, f in enumerate(cfg["factors"]):
-            n = int(round(grid * f))
-            label = f"scaling sim {i} (factor {f}, grid {n})"
-            sims.append(Sim(i, _plume(cfg, n, size * f, (size / 2 * f, cfg["inflow_y"] * f), radius * f,
-                                      (0.0, cfg["buoyancy"] * f), cfg["velocity_dt"], label),
-                            TEST_DOMAIN if i in held else TRAIN, {"factor": f}))
-    else:
-        for i in equivariance_base_indices(int(cfg["levels"])):
-            label = f"equivariance base sim {i}"
-            sims.append(Sim(i, _plume(cfg, grid, size, (size / 2, cfg["inflow_y"]), radius,
-                                      (0.0, cfg["buoyancy_step"] * (i + 1)), cfg["velocity_dt"], label),
-                            TRAIN, {"base": i}))
-    return sims
+    """The sims of ``family`` under the ``data`` section of the config, in storage order: the sims, keys and
+    roles of ``pipeline.catalogue`` with their plumes. A sim's index is its position, or for the equivariance
+    family its base sim number."""
+    keys, roles = sim_keys(family, data), sim_roles(family, data)
+    return [Sim(key.get("base", position), _plume(family, position, key, data), role, key)
+            for position, (key, role) in enumerate(zip(keys, roles))]
 
 
 def simulate_shard(family: str, data: dict, indices: list[int], method: str = "fast") -> np.ndarray:
