@@ -16,9 +16,9 @@ import time
 
 import torch
 
-from .models import build, count_parameters
+from .models import PARAMETER_BUDGET, build, count_parameters
 from .runs import Settings, family_of, symmetry_of
-from .train import PARAMETER_BUDGET, write_log
+from .train import write_log
 
 log = logging.getLogger("pipeline")
 

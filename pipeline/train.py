@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from . import datasets, numerics
-from .models import build, count_parameters
+from .models import PARAMETER_BUDGET, build, count_parameters
 from .loader import SampleSource
 from .rollout import Samples, resolve_device, rollout, rollout_mse_per_step, split_rmse
 from .runs import Settings, symmetry_of
@@ -37,7 +37,6 @@ from .runs import Settings, symmetry_of
 log = logging.getLogger("pipeline")
 
 LOG_COLUMNS = ("epoch", "train_rmse", "valid_rmse", "lr", "seconds")
-PARAMETER_BUDGET = 10 ** 7  # every model of the paper has fewer trainable parameters
 
 
 # --- the loop ----------------------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def draw_trials(run: dict, tuning_cfg: dict, dataset: str, model: str, frame_siz
     ``tuning`` section. ``count(model, symmetry, hyperparameters)`` gives a model's trainable parameters.
     """
     from .runs import family_of, symmetry_of
-    from .train import PARAMETER_BUDGET
+    from .models import PARAMETER_BUDGET
 
     family, symmetry = family_of(dataset), symmetry_of(dataset)
     dims = model_dimensions(parse_space(tuning_cfg["space"]), model, symmetry)

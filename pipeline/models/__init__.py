@@ -59,6 +59,9 @@ def build(name: str, symmetry: str, **hyperparameters) -> torch.nn.Module:
     return builder(**{k: v for k, v in hyperparameters.items() if k in accepted})
 
 
+PARAMETER_BUDGET = 10 ** 7  # every model of the paper has fewer trainable parameters ("for a fair comparison")
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..symmetry import rotate_scalar
+from . import PARAMETER_BUDGET
 from .common import (MLP, ConvNet, LocallyConnected2d, Model, conv_stack, finite_differences_l1, frames_to_channels,
                      relu_between)
 
@@ -505,7 +506,7 @@ class CLCNN(Model):
     under ``max_params`` (at 64x64, 10 frames, kernel 3, 5 layers that leaves 1 regular field)."""
 
     def __init__(self, in_frames: int, frame_size: tuple[int, int], hidden: int, layers: int, kernel_size: int,
-                 alpha: float, max_params: float = 1e7):
+                 alpha: float, max_params: float = PARAMETER_BUDGET):
         super().__init__()
         if layers < 1:
             raise ValueError(f"layers must be at least 1, got {layers}")

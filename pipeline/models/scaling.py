@@ -58,11 +58,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import PARAMETER_BUDGET
 from .common import (MLP, ConvNet, LayerNet, LocallyConnected2d, Model, conv_stack, finite_differences_l1,
                      frames_to_channels)
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 2.5)
-PARAMETER_BUDGET = 10 ** 7
 
 
 # ----------------------------------------------------------------------------------------------------
