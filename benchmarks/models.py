@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from pipeline.model_sizes import time_forward_backward  # noqa: E402
 from pipeline.models import SYMMETRIES, build, count_parameters, names  # noqa: E402
 
 COMMON = dict(in_frames=10, frame_size=(64, 64), layers=5)
@@ -27,26 +26,6 @@ PROTOCOL = {
     "rotation": dict(hidden=92, kernel_size=3),
     "scaling": dict(hidden=64, kernel_size=5, scales=(1.0, 1.5, 2.0, 2.5)),
 }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_model(model: torch.nn.Module, x: torch.Tensor, warmup: int, repeat: int) -> float:
-    """Median milliseconds of one forward + backward pass."""
-    times = []
-    for i in range(warmup + repeat):
-        model.zero_grad(set_to_none=True)
-        _sync(x.device)
-        start = time.perf_counter()
-        loss = model(x).pow(2).mean() + model.regularizer()
-        loss.backward()
-        _sync(x.device)
-        if i >= warmup:
-            times.append(1e3 * (time.perf_counter() - start))
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -77,7 +56,7 @@ def main(argv=None) -> int:
                 model = build(name, symmetry, **hp).to(device)
                 n_par = count_parameters(model)
                 x = torch.randn(args.batch, hp["in_frames"], 2, *hp["frame_size"], device=device)
-                ms = f"{time_model(model, x, args.warmup, args.repeat):.1f}"
+                ms = f"{time_forward_backward(model, x, args.warmup, args.repeat):.1f}"
             except Exception as exc:
                 ms = f"error: {type(exc).__name__}: {exc}"
             print(f"{symmetry:<12} {name:<14} {n_par:>12} {ms:>10}", flush=True)
