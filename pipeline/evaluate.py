@@ -82,7 +82,7 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
         "training_deterministic": saved["training"].get("deterministic", True),
         "evaluation_numerics": numerics_state, "device": str(device),
     }
-    threshold = params.get("correlation_threshold", metrics.CORRELATION_THRESHOLD)
+    threshold = params["correlation_threshold"]
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
     out.update(split_scores(model, valid, batch, "valid", threshold=threshold))
     for split in TEST_SPLITS:

@@ -92,8 +92,15 @@ def train_params(config: dict, dataset: str, model: str, alpha: float | None = N
     merged = {**asdict(train), **hyper, **(tuned or {})}
     if alpha is not None:
         merged["alpha"] = float(alpha)
-    training = {k: merged.pop(k) for k in TRAINING_KEYS}
-    return {"training": training, "model": merged, "windows": _windows(config, dataset, TRAIN_WINDOW_KEYS),
+    return run_params(config, dataset, merged)
+
+
+def run_params(config: dict, dataset: str, resolved: dict, window_keys: tuple[str, ...] = TRAIN_WINDOW_KEYS) -> dict:
+    """A training job's params (what ``pipeline.train.train_run`` takes) from its resolved settings, training keys
+    and model hyper-parameters in one dict, with the window keys it reads."""
+    model = dict(resolved)
+    training = {k: model.pop(k) for k in TRAINING_KEYS}
+    return {"training": training, "model": model, "windows": _windows(config, dataset, window_keys),
             "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
 
 
@@ -101,7 +108,13 @@ def evaluate_params(config: dict, dataset: str) -> dict:
     """Everything an evaluation reads besides the data and the trained model (``pipeline.evaluate.evaluate_run``)."""
     return {"windows": _windows(config, dataset, EVALUATE_WINDOW_KEYS), "device": config["training"]["device"],
             "eval_batch": config["training"]["eval_batch"],
-            "correlation_threshold": config.get("evaluation", {}).get("correlation_threshold", 0.8)}
+            "correlation_threshold": correlation_threshold(config)}
+
+
+def correlation_threshold(config: dict) -> float:
+    """``evaluation.correlation_threshold`` (the schema's default, PDEArena's 0.8, when the section is absent):
+    the correlation time of the evaluation and of the correlation figure."""
+    return config.get("evaluation", {}).get("correlation_threshold", 0.8)
 
 
 def models_table_params(config: dict) -> dict:

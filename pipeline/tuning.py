@@ -256,14 +256,9 @@ def draw_job(params: dict, dataset: str, model: str, store: str, output: str) ->
 def trial_params(config: dict, dataset: str, trial: dict) -> dict:
     """What a trial job reads (its rule's params, built when the DAG is): the trial's entry of ``trials.yaml``,
     its run params in the shape of ``pipeline.runs.train_params`` (the windows with the scored horizon), the seed."""
-    from .runs import TRAIN_WINDOW_KEYS, TRAINING_KEYS, family_of
+    from .runs import TRAIN_WINDOW_KEYS, run_params
 
-    settings = dict(trial["settings"])
-    training = {k: settings.pop(k) for k in TRAINING_KEYS}
-    windows = config["windows"][family_of(dataset)]
-    run = {"training": training, "model": settings,
-           "windows": {k: windows[k] for k in (*TRAIN_WINDOW_KEYS, "rollout")},
-           "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
+    run = run_params(config, dataset, trial["settings"], (*TRAIN_WINDOW_KEYS, "rollout"))
     return {"trial": {k: trial[k] for k in ("trial", "draw", "parameters", "tuned")}, "run": run,
             "seed": int(config["tuning"]["seed"])}
 

@@ -65,7 +65,7 @@ rule figure_correlation:
     wildcard_constraints:
         dataset="|".join(FAMILY_DATASETS),
     params:
-        threshold=config.get("evaluation", {}).get("correlation_threshold", 0.8),
+        threshold=runs.correlation_threshold(config),
         dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/correlation_{dataset}.log",
