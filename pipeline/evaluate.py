@@ -5,15 +5,13 @@ RMSE per spectral band); and the model equivariance error (Definition 3.1). The 
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-from pathlib import Path
 
 import torch
 
 from . import datasets, metrics, numerics
+from .files import write_json
 from .models import count_parameters
 from .loader import SampleSource
 from .rollout import Samples, load_model, resolve_device, rollout, split_rmse
@@ -97,11 +95,7 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     bad = [k for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)]
     if bad:
         raise FloatingPointError(f"{dataset_name}/{saved['name']}/seed{saved['seed']}: non-finite {', '.join(bad)}")
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{output}.partial"
-    with open(tmp, "w") as fh:
-        json.dump(out, fh, indent=1)
-    os.replace(tmp, output)
+    write_json(out, output)
     log.info("%s/%s/seed%s: %s", dataset_name, saved["name"], saved["seed"],
              ", ".join(f"{k} {v:.4f}" for k, v in out.items() if k.endswith(("_rmse", "_error")) and isinstance(v, float)))
     return out

@@ -33,10 +33,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 
 import torch
 
+from . import files
 from .models.rotation import N_ROT, RGroup, RSteer, _kernel_rotation_index
 
 RELAXED_MODELS = ("rgroup", "rsteer")
@@ -127,8 +127,5 @@ def write_table(model_paths, metrics_paths, output: str | os.PathLike):
         raise ValueError("symmetry_breaking: one metrics.json per model.pt")
     rows = [r for mp, jp in zip(model_paths, metrics_paths) for r in analyse_run(mp, jp)]
     df = pd.DataFrame(rows, columns=COLUMNS)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{output}.partial"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, output)
+    files.write_table(df, output)
     return df

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from pathlib import Path
 
 import pandas as pd
 
 from . import paper
+from .files import write_table, write_text
 
 SPLITS = ("test_future", "test_domain")
 SPLIT_LABELS = {"test_future": "future", "test_domain": "domain"}
@@ -26,20 +25,6 @@ def read_metrics(paths) -> list[dict]:
         with open(path) as fh:
             out.append(json.load(fh))
     return out
-
-
-def _write(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.partial"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
-def _write_text(text: str, path: str | os.PathLike) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.partial"
-    Path(tmp).write_text(text)
-    os.replace(tmp, path)
 
 
 def _model_order(models) -> list[str]:
@@ -118,9 +103,9 @@ def table1_latex(df: pd.DataFrame) -> str:
 
 def write_table1(metric_files, csv_path, md_path, tex_path) -> pd.DataFrame:
     df = table1(read_metrics(metric_files))
-    _write(df, csv_path)
-    _write_text(table1_markdown(df), md_path)
-    _write_text(table1_latex(df), tex_path)
+    write_table(df, csv_path)
+    write_text(table1_markdown(df), md_path)
+    write_text(table1_latex(df), tex_path)
     return df
 
 
@@ -151,8 +136,8 @@ def table1_vrmse_markdown(df: pd.DataFrame) -> str:
 
 def write_table1_vrmse(metric_files, csv_path, md_path) -> pd.DataFrame:
     df = table1_vrmse(read_metrics(metric_files))
-    _write(df, csv_path)
-    _write_text(table1_vrmse_markdown(df), md_path)
+    write_table(df, csv_path)
+    write_text(table1_vrmse_markdown(df), md_path)
     return df
 
 
@@ -205,5 +190,5 @@ def write(kind: str, metric_files, path) -> pd.DataFrame:
     builders = {"equivariance": equivariance, "rollout": rollout, "alpha_sweep": alpha_sweep,
                 "metrics_long": metrics_long}
     df = builders[kind](read_metrics(metric_files))
-    _write(df, path)
+    write_table(df, path)
     return df

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import yaml
 
+from .files import write_json, write_table, write_text
+
 log = logging.getLogger("pipeline")
 
 KINDS = ("log", "int", "choice")
@@ -226,11 +228,7 @@ def draw_trials(run: dict, tuning_cfg: dict, dataset: str, model: str, frame_siz
 
 
 def write_yaml(data, path: str | os.PathLike) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(yaml.safe_dump(_plain(data), sort_keys=False))
-    os.replace(tmp, path)
+    write_text(yaml.safe_dump(_plain(data), sort_keys=False), path)
 
 
 def _plain(data):
@@ -304,11 +302,7 @@ def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, 
                    best_epoch=fit.best_epoch, epochs_run=fit.epochs_run)
         model_path.unlink()
     out["seconds"] = time.perf_counter() - start
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{output}.partial"
-    with open(tmp, "w") as fh:
-        json.dump(out, fh, indent=1)
-    os.replace(tmp, output)
+    write_json(out, output)
     log.info("%s/%s trial %d: %s, validation RMSE %.5f, %.1fs", dataset, model, trial["trial"], out["status"],
              out["valid_rmse"], out["seconds"])
     return out
@@ -380,8 +374,5 @@ def table_job(trials_files, result_files, selection_files, csv_path: str, figure
     results = [json.loads(Path(p).read_text()) for p in result_files]
     selections = [yaml.safe_load(Path(p).read_text()) for p in selection_files]
     df = hyperparameters_table(drawn, results, selections)
-    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{csv_path}.partial"
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, csv_path)
+    write_table(df, csv_path)
     figures.save(figures.plot_tuning(df), figure_path, dpi=dpi)
