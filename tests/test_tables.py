@@ -56,19 +56,23 @@ def test_equivariance_rollout_and_sweep_tables(tmp_path):
     assert sorted(ro.step.unique()) == [1, 2]
 
     sweep = [run("scaling", "rsteer", s, 1.0 + a, 2.0 + a, alpha=a) for a in (0.0, 0.01) for s in range(2)]
-    paths = []
-    for i, m in enumerate(sweep):
-        paths.append(tmp_path / f"{i}.json")
-        paths[-1].write_text(json.dumps(m))
-    df = tables.write("alpha_sweep", paths, tmp_path / "alpha_sweep.csv")
+    df = tables.write("alpha_sweep", metrics_files(tmp_path, sweep), tmp_path / "alpha_sweep.csv")
     back = pd.read_csv(tmp_path / "alpha_sweep.csv")
     assert list(back.columns) == ["alpha", "split", "rmse_mean", "rmse_std", "n_seeds"]
     assert len(back) == 4 and (back.n_seeds == 2).all() and len(df) == 4
     assert back[(back.alpha == 0.01) & (back.split == "test_domain")].rmse_mean.item() == pytest.approx(2.01)
 
 
+def metrics_files(folder, metrics: list[dict]) -> list:
+    """Each of ``metrics`` written as a run's metrics.json in ``folder``; their paths."""
+    paths = [folder / f"{i}.json" for i in range(len(metrics))]
+    for path, m in zip(paths, metrics):
+        path.write_text(json.dumps(m))
+    return paths
+
+
 def _with_benchmark_metrics(m, offset=0.0):
-    """``m`` with the per-step benchmark metrics of evaluate.benchmark_scores (valid and test splits)."""
+    """``m`` with the per-step benchmark metrics of evaluate.split_scores (valid and test splits)."""
     out = dict(m)
     for split in ("valid", "test_future", "test_domain"):
         steps = len(m["test_future_rmse_per_step"])
@@ -81,11 +85,7 @@ def _with_benchmark_metrics(m, offset=0.0):
 
 def test_metrics_long_has_a_row_per_run_split_and_step(tmp_path):
     runs = [_with_benchmark_metrics(m, 0.1 * i) for i, m in enumerate(RUNS)]
-    paths = []
-    for i, m in enumerate(runs):
-        paths.append(tmp_path / f"{i}.json")
-        paths[-1].write_text(json.dumps(m))
-    df = tables.write("metrics_long", paths, tmp_path / "long.csv")
+    df = tables.write("metrics_long", metrics_files(tmp_path, runs), tmp_path / "long.csv")
     back = pd.read_csv(tmp_path / "long.csv")
     assert list(back.columns) == ["dataset", "model", "seed", "split", "step", *tables.LONG_METRICS]
     assert len(back) == len(df) == len(RUNS) * 3 * 2
