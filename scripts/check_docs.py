@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,7 @@ BENCHMARK_HEADS = ("python", "python3", ".venv/bin/python")
 NOT_PLANNED = ("conda_create_envs_only", "report", "summary", "detailed_summary", "lint", "list_rules",
                "list_target_rules", "dag", "rulegraph")
 PLAN_TIMEOUT_S = 300
+WORKERS = 2   # plans and argument checks run two at a time (CI's machine has 2 cores)
 
 
 @dataclass
@@ -277,19 +279,25 @@ def check_snakemake(commands: list[Command], plan: bool, log=print) -> list[str]
         tree = clean_tree(Path(tmp) / "tree")
         scratch = Path(tmp) / "scratch"
         scratch.mkdir()
-        for members in groups.values():
+
+        def plan_group(members):
             first = members[0][0]
             targets = list(dict.fromkeys(t for _, ts in members for t in ts))
             rest = _without_targets(first.words, set(members[0][1]))
             ok, _ = _run_plan([*targets, *rest], tree, scratch)
-            log(f"planned {len(members)} command(s) like `{first.text}` ({len(targets)} targets): "
-                + ("ok" if ok else "failed, planning one by one"))
-            if ok:
-                continue
-            for command, _ in members:
-                ok, why = _run_plan(command.words, tree, scratch)
-                if not ok:
-                    errors.append(f"{command.where}: `{command.text}` does not plan (-n):\n    {why}")
+            found = []
+            if not ok:
+                for command, _ in members:
+                    one_ok, why = _run_plan(command.words, tree, scratch)
+                    if not one_ok:
+                        found.append(f"{command.where}: `{command.text}` does not plan (-n):\n    {why}")
+            return (f"planned {len(members)} command(s) like `{first.text}` ({len(targets)} targets): "
+                    + ("ok" if ok else "failed, planned one by one")), found
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            for message, found in pool.map(plan_group, groups.values()):
+                log(message)
+                errors += found
     return errors
 
 
@@ -306,23 +314,23 @@ raise SystemExit("the script finished without parsing its arguments")
 """
 
 
+def _check_benchmark(command: Command) -> str | None:
+    script = ROOT / command.words[0]
+    if not script.is_file():
+        return f"{command.where}: `{command.text}`: no script {command.words[0]}"
+    done = subprocess.run([sys.executable, "-c", _PARSE_ONLY, str(script), *command.words[1:]], cwd=ROOT,
+                          capture_output=True, text=True, timeout=PLAN_TIMEOUT_S,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if done.returncode == 0:
+        return None
+    tail = [line for line in done.stderr.splitlines() if line.strip()][-3:]
+    return f"{command.where}: `{command.text}`: its arguments do not parse:\n    " + "\n    ".join(tail)
+
+
 def check_benchmarks(commands: list[Command]) -> list[str]:
-    errors = []
-    for command in commands:
-        if command.skip:
-            continue
-        script = ROOT / command.words[0]
-        if not script.is_file():
-            errors.append(f"{command.where}: `{command.text}`: no script {command.words[0]}")
-            continue
-        done = subprocess.run([sys.executable, "-c", _PARSE_ONLY, str(script), *command.words[1:]], cwd=ROOT,
-                              capture_output=True, text=True, timeout=PLAN_TIMEOUT_S,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-        if done.returncode != 0:
-            tail = [line for line in done.stderr.splitlines() if line.strip()][-3:]
-            errors.append(f"{command.where}: `{command.text}`: its arguments do not parse:\n    "
-                          + "\n    ".join(tail))
-    return errors
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        found = pool.map(_check_benchmark, [c for c in commands if not c.skip])
+    return [e for e in found if e]
 
 
 def main(argv=None) -> int:
