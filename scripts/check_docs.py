@@ -195,8 +195,13 @@ def _parse_snakemake(command: Command):
 
 def clean_tree(dest: Path) -> Path:
     """Copy the working tree's tracked and untracked-but-not-ignored files into ``dest``: a clean clone."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            check=True, capture_output=True).stdout.decode().split("\0")
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                check=True, capture_output=True).stdout.decode().split("\0")
+    except (OSError, subprocess.CalledProcessError):   # not a git checkout: everything but what a run leaves
+        left = (".git", ".venv", "results", ".snakemake", "__pycache__", ".pytest_cache")
+        listed = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*")
+                  if p.is_file() and not set(p.relative_to(ROOT).parts) & set(left)]
     for rel in filter(None, listed):
         src = ROOT / rel
         if src.is_file():
