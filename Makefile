@@ -1,12 +1,16 @@
 # Checks beside the test suite. `make lint`: Snakemake's linter on the workflow (paper configuration);
+# `make docs-check`: scripts/check_docs.py (links, every snakemake command of README.md and docs/ planned);
 # `make slurm-check`: .ci/slurm.sh (root; starts a single-node SLURM, runs the tiny preset through
 # profiles/slurm, checks the jobs and outputs, stops SLURM).
 SNAKEMAKE ?= .venv/bin/snakemake
 
-.PHONY: lint slurm-check
+.PHONY: lint docs-check slurm-check
 
 lint:
 	$(SNAKEMAKE) --lint
+
+docs-check:
+	.venv/bin/python scripts/check_docs.py
 
 slurm-check:
 	.ci/slurm.sh
