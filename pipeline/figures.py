@@ -457,7 +457,8 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
 def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8):
     """Per-step Pearson correlation of ``dataset``'s test rollouts (the long metrics table), one panel per test
     split, one line (mean, band +- std over seeds) per model; dotted: the correlation-time threshold. The legend
-    gives each model's correlation time (pipeline.metrics.correlation_time of each seed's curve, mean over seeds)."""
+    gives each model's correlation time (PDEArena's: the steps strictly above the threshold,
+    pipeline.metrics.correlation_time of each seed's curve, mean over seeds)."""
     from .metrics import correlation_time
     _require(df, ["dataset", "model", "seed", "split", "step", "correlation"], "long metrics table")
     df = df[(df["dataset"] == dataset) & df["split"].isin(list(SPLIT_STYLES))]
