@@ -15,7 +15,7 @@ import yaml
 from . import external
 from .catalogue import FAMILIES, TEST_DOMAIN, TRAIN, frame_range, sim_keys, sim_roles, task_key
 from .models import names
-from .runs import symmetry_of
+from .runs import selection_starts, symmetry_of
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -139,6 +139,12 @@ def _check_tuning(config: dict) -> None:
         if untrained:
             raise ConfigError(f"config['tuning']['models'][{family!r}]: {untrained} are not trained "
                               f"(config['models'][{family!r}] = {config['models'][family]})")
+        if models and family in config["windows"] and not selection_starts(config["windows"][family]):
+            w = config["windows"][family]
+            raise ConfigError(f"config['windows'][{family!r}]: no 'valid' window of {w['valid']} ends, after its "
+                              f"rollout of {w['rollout']} steps, before the first target frame of 'test_future' "
+                              f"{w['test_future']}, so the hyper-parameter search of {family} has nothing to score "
+                              f"(docs/metrics.md, model selection); move 'valid' earlier or 'test_future' later")
     try:
         parse_space(config["tuning"]["space"])
     except ValueError as e:

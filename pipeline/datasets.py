@@ -326,6 +326,22 @@ def split_windows(dataset: Dataset, split: str, windows: dict, out_length: int |
     return w
 
 
+def selection_windows(dataset: Dataset, windows: dict) -> Windows:
+    """The samples that score a trial of the hyper-parameter search: the validation windows of
+    :func:`pipeline.runs.selection_starts` (none of their frames is a test-future target), ``windows["rollout"]``
+    steps each. A config that leaves none is refused, naming its keys."""
+    from dataclasses import replace
+
+    from .runs import selection_starts
+
+    starts = selection_starts(windows)
+    if not starts:
+        raise ValueError(f"{dataset.path}: no validation window of {windows['valid']} ends, after its "
+                         f"{windows['rollout']} rollout steps, before the first target frame of test_future "
+                         f"{windows['test_future']}; move windows.valid earlier or windows.test_future later")
+    return replace(split_windows(dataset, "valid", windows, int(windows["rollout"])), starts=starts)
+
+
 def window_arrays(dataset: Dataset, windows: Windows, items=None) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``(N, L, 2, H, W)`` and targets ``(N, out_length, 2, H, W)`` of ``items`` (default all)."""
     items = range(len(windows)) if items is None else items

@@ -1,7 +1,7 @@
 """The metrics of a trained run (``metrics.json``): for each split, from one rollout of its samples, the RMSE
 (overall and per step) and the benchmark metrics of ``pipeline.metrics`` (VRMSE, nRMSE, correlation and its time,
-RMSE per spectral band); and the model equivariance error (Definition 3.1). The rollout and its errors are
-``pipeline.rollout``'s.
+fRMSE per spectral band, binned spectral MSE); and the model equivariance error (Definition 3.1). The rollout and
+its errors are ``pipeline.rollout``'s; docs/metrics.md defines every metric.
 """
 from __future__ import annotations
 
@@ -26,11 +26,13 @@ def split_scores(model: torch.nn.Module, samples: Samples, batch: int, prefix: s
                  threshold: float = metrics.CORRELATION_THRESHOLD) -> dict:
     """Every metric of a split from one rollout of its samples, as ``{prefix}_{name}`` entries: the RMSE (overall
     and per step, as :func:`split_rmse`) and the benchmark metrics of :func:`pipeline.metrics.summarise_rollout`
-    (VRMSE, nRMSE, correlation per step and over the rollout, correlation time, RMSE per spectral band). Each
-    per-step score is a mean over samples, so the batch-size weighted mean of the batches' scores is the split's."""
+    (every name of :data:`pipeline.metrics.PER_STEP_METRICS` per step and over the rollout, the correlation time).
+    Each per-step score is a mean over samples, so the batch-size weighted mean of the batches' scores is the
+    split's: the split is scored as one batch whatever ``batch`` is."""
     steps = steps or samples.out_length
-    total, n = {}, 0
+    total, n, frame = {}, 0, None
     for x, y in samples.batches(batch):
+        frame = tuple(y.shape[-2:])
         for name, v in metrics.rollout_scores_per_step(rollout(model, x, steps), y[:, :steps]).items():
             total[name] = total.get(name, 0.0) + v * x.shape[0]
         n += x.shape[0]
@@ -38,7 +40,7 @@ def split_scores(model: torch.nn.Module, samples: Samples, batch: int, prefix: s
         raise ValueError("split_scores: the split has no samples")
     scores = {name: v / n for name, v in total.items()}
     rmse, rmse_per_step = split_rmse(scores["mse"])
-    out = {"rmse": rmse, "rmse_per_step": rmse_per_step, **metrics.summarise_rollout(scores, threshold)}
+    out = {"rmse": rmse, "rmse_per_step": rmse_per_step, **metrics.summarise_rollout(scores, frame, threshold)}
     return {f"{prefix}_{name}": v for name, v in out.items()}
 
 

@@ -457,7 +457,8 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
 def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8):
     """Per-step Pearson correlation of ``dataset``'s test rollouts (the long metrics table), one panel per test
     split, one line (mean, band +- std over seeds) per model; dotted: the correlation-time threshold. The legend
-    gives each model's correlation time (pipeline.metrics.correlation_time of each seed's curve, mean over seeds)."""
+    gives each model's correlation time (PDEArena's: the steps strictly above the threshold,
+    pipeline.metrics.correlation_time of each seed's curve, mean over seeds)."""
     from .metrics import correlation_time
     _require(df, ["dataset", "model", "seed", "split", "step", "correlation"], "long metrics table")
     df = df[(df["dataset"] == dataset) & df["split"].isin(list(SPLIT_STYLES))]
@@ -484,7 +485,7 @@ def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8):
     return fig
 
 
-# --- symmetry breaking in the relaxed weights (pipeline/symmetry_breaking.py) ------------------------------------
+# --- symmetry breaking in the relaxed layers' kernels (pipeline/symmetry_breaking.py) ----------------------------
 
 ROTATION_ELEMENTS = ("0: bottom side", "1: right side", "2: top side (broken)", "3: left side")
 
@@ -501,7 +502,8 @@ def _layers(df: pd.DataFrame) -> list[str]:
 
 @_styled
 def plot_symmetry_breaking(df: pd.DataFrame):
-    """Each relaxed layer's departure from the equivariant point against the data equivariance error of the levels,
+    """Each relaxed layer's departure from equivariance (its assembled kernel's distance to its group average)
+    against the data equivariance error of the levels,
     one panel per relaxed model, one line per layer (mean, error bars std over seeds); the legend gives the
     Spearman rank correlation of the seed means with the data error."""
     _require(df, ["dataset", "level", "data_equivariance_error", "model", "seed", "layer", "element", "departure"],
@@ -523,15 +525,15 @@ def plot_symmetry_breaking(df: pd.DataFrame):
         ax.set_xlabel(f"Data equivariance error ({VELOCITY_UNIT})")
         ax.set_ylim(bottom=0)
         ax.legend(loc="lower right", title="Layer (Spearman ρ)")
-    axes[0, 0].set_ylabel("Relaxed weights' departure\nfrom equivariance ||w - Pw|| / ||w||")
+    axes[0, 0].set_ylabel("Kernel's departure from\nequivariance ||K - PK|| / ||K||")
     return fig
 
 
 @_styled
 def plot_symmetry_breaking_rotation(df: pd.DataFrame):
-    """Per group element, the departure of each relaxed layer's weights on the rotation family (bars: mean over
+    """Per group element, the departure of each relaxed layer's kernel on the rotation family (bars: mean over
     seeds, error bars: std), one panel per relaxed model; element 2 (the top side, buoyancy 0.011) is the broken
-    one. A layer whose weights single out the break has its element-2 bar above the other three."""
+    one. A layer whose kernel singles out the break has its element-2 bar above the other three."""
     _require(df, ["dataset", "model", "seed", "layer", "element", "departure"], "symmetry-breaking table")
     df = df[(df["dataset"] == "rotation") & (df["element"].astype(str) != "all")]
     _require(df, ["departure"], "symmetry-breaking table of the rotation family")
@@ -550,7 +552,7 @@ def plot_symmetry_breaking_rotation(df: pd.DataFrame):
         ax.set_xticks(np.arange(len(layers)), layers)
         ax.set_title(f"{model_label(model, 'rotation')}: rotation family")
         ax.set_xlabel("Layer")
-    axes[0, 0].set_ylabel("Departure of group element h\n||D_h|| / ||w||")
+    axes[0, 0].set_ylabel("Departure of group element h\n||D_h|| / ||K||")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", title="Group element h")
     return fig

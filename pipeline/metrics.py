@@ -1,5 +1,7 @@
 """Metrics shared by training, evaluation and the tests: RMSE, equivariance error and the benchmark metrics of
-The Well, PDEBench and PDEArena (VRMSE, nRMSE, RMSE per spectral band, per-step correlation, correlation time).
+The Well (VRMSE, binned spectral MSE and normalised MSE), PDEBench (nRMSE, fRMSE) and PDEArena (per-step Pearson
+correlation, correlation time), each computing exactly the definition of its benchmark's published code, and our
+own vector-field nRMSE. docs/metrics.md gives every definition, its source file and the differences.
 
 RMSE of a rollout (PROTOCOL.md): the square root of the mean squared error over every rolled-out step,
 sample, component and pixel. Per-step RMSE averages over everything but the step axis.
@@ -55,18 +57,19 @@ def rotation_equivariance_error(model: Callable, x: torch.Tensor) -> torch.Tenso
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The benchmark metrics of The Well, PDEBench and PDEArena. Every function takes a prediction and a target of
-# shape ``(B, steps, C, H, W)`` (samples, rollout steps, velocity components, rows, columns; torch tensors or
-# numpy arrays), computes a value per sample and step, and returns its mean over the samples for each step:
-# a ``(steps,)`` tensor. The mean over the steps is the value of the whole rollout. Each is a mean over samples
-# of a per-sample quantity, so a split's value is the batch-size weighted mean of its batches' values.
+# The benchmark metrics. Every function takes a prediction and a target of shape ``(B, steps, C, H, W)``
+# (samples, rollout steps, velocity components, rows, columns; torch tensors or numpy arrays) and returns a
+# ``(steps,)`` curve, the value of each rollout step over the B samples; the mean over the steps is the value of
+# the whole rollout (each benchmark's own reduction over time). The evaluation applies them to a whole split as one
+# batch: :func:`rollout_scores_per_step` gives per-step means over samples, which combine exactly across batches,
+# and :func:`summarise_rollout` turns them into the metrics.
 # ---------------------------------------------------------------------------------------------------------
 
-VRMSE_EPS = 1e-7          # The Well's epsilon in the VRMSE denominator
-NRMSE_EPS = 1e-12         # guards ||t|| = 0 in nRMSE and zero variance in the correlation
-BAND_EDGES = (1 / 8, 1 / 2)  # spectral bands: edges of |k| as fractions of the Nyquist wavenumber
+WELL_EPS = 1e-7           # The Well's epsilon (VRMSE denominator, binned spectral NMSE denominator)
+VECTOR_NRMSE_EPS = 1e-12  # guards ||t|| = 0 in our vector-field nRMSE
+PDEBENCH_BANDS = (4, 12)  # PDEBench's fRMSE: shells [0, 4) low, [4, 12) mid, [12, N/2) high (iLow, iHigh)
 BANDS = ("low", "mid", "high")
-CORRELATION_THRESHOLD = 0.8  # PDEArena's correlation-time threshold
+CORRELATION_THRESHOLD = 0.8  # PDEArena's first correlation-time threshold (it logs 0.8, 0.9 and 0.95)
 
 
 def _pair(pred, target, who: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,107 +82,183 @@ def _pair(pred, target, who: str) -> tuple[torch.Tensor, torch.Tensor]:
     return pred.to(dtype), target.to(dtype)
 
 
-def vrmse_per_step(pred, target, eps: float = VRMSE_EPS) -> torch.Tensor:
-    """Variance-scaled RMSE (The Well): for each sample, step and component (field) ``c``,
-    ``sqrt(mean_x (p - t)^2) / sqrt(var_x(t) + eps)`` over the pixels ``x`` (population variance of the target
-    over space), then the mean over components and samples. A prediction equal to the target's spatial mean scores
-    1 (up to ``eps``); a perfect one 0."""
+def vrmse_per_step(pred, target, eps: float = WELL_EPS) -> torch.Tensor:
+    """VRMSE (The Well, ``the_well/benchmark/metrics/spatial.py``: ``VRMSE`` = ``NRMSE`` with ``norm_mode="std"``):
+    for each sample, step and component (field) ``c``, ``sqrt(mean_x (p - t)^2 / (var_x(t) + eps))`` over the pixels
+    ``x``, with the Bessel-corrected variance (``torch.std``, N - 1) and ``eps = 1e-7``; then the mean over components
+    and samples. Predicting the target's spatial mean scores ``sqrt((N - 1) / N)`` (just under 1); a perfect
+    prediction 0."""
     pred, target = _pair(pred, target, "vrmse_per_step")
     mse = ((pred - target) ** 2).mean(dim=(-2, -1))
-    var = target.var(dim=(-2, -1), unbiased=False)
-    return (torch.sqrt(mse) / torch.sqrt(var + eps)).mean(dim=(0, 2))
+    var = target.var(dim=(-2, -1), correction=1)
+    return torch.sqrt(mse / (var + eps)).mean(dim=(0, 2))
 
 
-def nrmse_per_step(pred, target, eps: float = NRMSE_EPS) -> torch.Tensor:
-    """Normalised RMSE (PDEBench): ``||p - t||_2 / ||t||_2`` for each sample and step, the norms over pixels and
-    both velocity components together (the vector field's norm), then the mean over samples. PDEBench divides per
-    channel; we take the velocity field as one field so that the score does not depend on the frame's axes."""
+def nrmse_per_step(pred, target) -> torch.Tensor:
+    """nRMSE (PDEBench, ``pdebench/models/metrics.py``: ``err_nMSE`` of ``metric_func``): for each sample, step and
+    channel (velocity component) ``c``, ``sqrt(mean_x (p - t)^2) / sqrt(mean_x t^2)`` over the pixels; the mean over
+    samples, then over channels. No epsilon, as in PDEBench: a channel whose target is zero everywhere gives an
+    infinite value."""
     pred, target = _pair(pred, target, "nrmse_per_step")
+    num = torch.sqrt(((pred - target) ** 2).mean(dim=(-2, -1)))
+    den = torch.sqrt((target ** 2).mean(dim=(-2, -1)))
+    return (num / den).mean(dim=(0, 2))
+
+
+def vector_nrmse_per_step(pred, target, eps: float = VECTOR_NRMSE_EPS) -> torch.Tensor:
+    """Our vector-field nRMSE (not a benchmark's): ``||p - t||_2 / ||t||_2`` for each sample and step with the norms
+    over the pixels and both velocity components together, then the mean over samples. Kept beside PDEBench's
+    per-channel nRMSE because it does not depend on the frame's axes: rotating prediction and target together
+    leaves it unchanged (PDEBench's changes when one component is much smaller than the other)."""
+    pred, target = _pair(pred, target, "vector_nrmse_per_step")
     num = torch.linalg.vector_norm((pred - target).flatten(2), dim=-1)
     den = torch.linalg.vector_norm(target.flatten(2), dim=-1)
     return (num / (den + eps)).mean(dim=0)
 
 
-def radial_wavenumber(h: int, w: int) -> torch.Tensor:
-    """``(h, w)``: ``|k| = sqrt(k_y^2 + k_x^2)`` of each coefficient of the 2-D FFT, in cycles per frame side
-    (``k_y`` in ``-h/2 .. h/2``, ``k_x`` in ``-w/2 .. w/2``)."""
-    ky = torch.fft.fftfreq(h, d=1.0 / h)
-    kx = torch.fft.fftfreq(w, d=1.0 / w)
-    return torch.sqrt(ky[:, None] ** 2 + kx[None, :] ** 2)
+def well_spectral_bins(h: int, w: int) -> torch.Tensor:
+    """The Well's default bin edges of ``binned_spectral_mse`` (``the_well/benchmark/metrics/spectral.py``), in its
+    unit, the angular wavenumber per pixel ``|k| = 2 pi sqrt(f_y^2 + f_x^2)`` (``f``: ``torch.fft.fftfreq``): four
+    edges log-spaced from ``2 pi / max(h, w)`` to ``pi sqrt(2) + 1e-6``, the first set to 0. At 64 x 64, in cycles per
+    frame side: 0, 3.56, 12.70, 45.25."""
+    import math
+    edges = torch.logspace(math.log10(2 * math.pi / max(h, w)), math.log10(math.pi * math.sqrt(2) + 1e-6), 4,
+                           dtype=torch.float64)
+    edges[0] = 0.0
+    return edges
 
 
-def band_masks(h: int, w: int, edges=BAND_EDGES) -> dict[str, torch.Tensor]:
-    """Boolean ``(h, w)`` masks of the bands ``low, mid, high`` of the 2-D FFT: with the Nyquist wavenumber
-    ``N = min(h, w) / 2`` and ``edges = (a, b)``, low is ``|k| < a N``, mid ``a N <= |k| < b N``, high ``|k| >= b N``
-    (the corners beyond ``N`` included). Default ``(1/8, 1/2)``: on a 64 x 64 frame low ``|k| < 4`` (the mean flow
-    and the plume's scale), mid ``4 <= |k| < 16``, high ``|k| >= 16``. The bands partition the spectrum."""
-    lo, hi = edges
-    if not 0 < lo < hi:
-        raise ValueError(f"band edges must satisfy 0 < low < high, got {edges}")
-    k = radial_wavenumber(h, w) / (min(h, w) / 2)
-    return {"low": k < lo, "mid": (k >= lo) & (k < hi), "high": k >= hi}
+def well_wavenumber(h: int, w: int) -> torch.Tensor:
+    """``(h, w)``: The Well's isotropic angular wavenumber of each 2-D FFT coefficient (see :func:`well_spectral_bins`)."""
+    fy = torch.fft.fftfreq(h, dtype=torch.float64)
+    fx = torch.fft.fftfreq(w, dtype=torch.float64)
+    return 2 * torch.pi * torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
 
 
-def spectral_mse_per_step(pred, target, edges=BAND_EDGES) -> dict[str, torch.Tensor]:
-    """Each band's share of the MSE, ``{band: (steps,)}``: for each sample, step and component, the error's
-    2-D FFT ``E(k)`` (unnormalised, over the pixels), ``sum_{k in band} |E(k)|^2 / (H W)^2``, averaged over the
-    components and samples. By Parseval the three bands sum to the MSE of the step; the square root of a band's
-    mean over steps is that band's RMSE (:func:`spectral_rmse`), and their squares sum to the RMSE's square."""
-    pred, target = _pair(pred, target, "spectral_mse_per_step")
+def well_bin_masks(h: int, w: int) -> dict[str, torch.Tensor]:
+    """Boolean ``(h, w)`` masks of The Well's three bins (``low, mid, high``): ``edges[i] <= |k| < edges[i + 1]``.
+    Together they cover the whole spectrum (the top edge is above the corner ``pi sqrt(2)``)."""
+    k, edges = well_wavenumber(h, w), well_spectral_bins(h, w)
+    return {band: (k >= edges[i]) & (k < edges[i + 1]) for i, band in enumerate(BANDS)}
+
+
+def binned_spectral_per_step(pred, target, eps: float = WELL_EPS) -> dict[str, torch.Tensor]:
+    """The Well's ``binned_spectral_mse`` (``spectral.py``): for each sample, step, component and bin ``b`` of
+    :func:`well_bin_masks`, ``mse_b = sum_{k in b} |FFT(p - t)(k)|^2 / (H W)^2`` (Plancherel: the three bins sum to
+    the MSE) and ``nmse_b = mse_b / (sum_{k in b} |FFT(t)(k)|^2 / (H W)^2 + 1e-7)``; then the mean over components
+    and samples: ``{binned_spectral_mse_{band}, binned_spectral_nmse_{band}: (steps,)}``."""
+    pred, target = _pair(pred, target, "binned_spectral_per_step")
     h, w = pred.shape[-2:]
-    power = torch.fft.fft2(pred - target).abs() ** 2 / float(h * w) ** 2
-    return {band: (power * mask.to(power.device)).sum(dim=(-2, -1)).mean(dim=(0, 2))
-            for band, mask in band_masks(h, w, edges).items()}
-
-
-def spectral_rmse(pred, target, edges=BAND_EDGES) -> dict[str, float]:
-    """RMSE of each band over the whole rollout: ``sqrt`` of the band's MSE averaged over steps."""
-    return {band: float(torch.sqrt(v.mean())) for band, v in spectral_mse_per_step(pred, target, edges).items()}
-
-
-def correlation_per_step(pred, target, eps: float = NRMSE_EPS) -> torch.Tensor:
-    """Pearson correlation (PDEArena) of prediction and target for each sample and step, over the pixels and both
-    components together (one mean each), then the mean over samples: ``sum (p - p_bar)(t - t_bar) /
-    sqrt(sum (p - p_bar)^2 sum (t - t_bar)^2)``. 1 for a perfect prediction (or any positive affine map of it),
-    0 for a constant one."""
-    pred, target = _pair(pred, target, "correlation_per_step")
-    p = pred.flatten(2) - pred.flatten(2).mean(dim=-1, keepdim=True)
-    t = target.flatten(2) - target.flatten(2).mean(dim=-1, keepdim=True)
-    corr = (p * t).sum(dim=-1) / torch.sqrt((p ** 2).sum(dim=-1) * (t ** 2).sum(dim=-1) + eps)
-    return corr.mean(dim=0)
-
-
-def correlation_time(correlation, threshold: float = CORRELATION_THRESHOLD) -> int:
-    """Correlation time (PDEArena): the number of leading rollout steps whose mean correlation (a per-step curve
-    such as :func:`correlation_per_step`'s) is at least ``threshold``, i.e. the first step (counted from 1) where
-    it drops below ``threshold``, minus one; the rollout length if it never does."""
-    below = torch.as_tensor(correlation) < threshold
-    return int(below.int().argmax()) if bool(below.any()) else int(below.numel())
-
-
-def rollout_scores_per_step(pred, target, edges=BAND_EDGES) -> dict[str, torch.Tensor]:
-    """Every per-step score above of one batch: ``mse, vrmse, nrmse, correlation, spectral_mse_{band}``, each a
-    ``(steps,)`` mean over the batch's samples (MSE rather than RMSE: means of squares combine across batches)."""
-    pred, target = _pair(pred, target, "rollout_scores_per_step")
-    out = {"mse": ((pred - target) ** 2).mean(dim=(0, 2, 3, 4)),
-           "vrmse": vrmse_per_step(pred, target), "nrmse": nrmse_per_step(pred, target),
-           "correlation": correlation_per_step(pred, target)}
-    out.update({f"spectral_mse_{b}": v for b, v in spectral_mse_per_step(pred, target, edges).items()})
+    scale = float(h * w) ** 2
+    err = torch.fft.fft2(pred - target).abs() ** 2 / scale
+    true = torch.fft.fft2(target).abs() ** 2 / scale
+    out = {}
+    for band, mask in well_bin_masks(h, w).items():
+        mask = mask.to(device=err.device, dtype=err.dtype)
+        mse, energy = (err * mask).sum(dim=(-2, -1)), (true * mask).sum(dim=(-2, -1))
+        out[f"binned_spectral_mse_{band}"] = mse.mean(dim=(0, 2))
+        out[f"binned_spectral_nmse_{band}"] = (mse / (energy + eps)).mean(dim=(0, 2))
     return out
 
 
-def summarise_rollout(scores: dict[str, torch.Tensor], threshold: float = CORRELATION_THRESHOLD) -> dict:
-    """The metrics.json entries of one split from per-step scores over all its samples (see
-    :func:`rollout_scores_per_step`): per-step lists and rollout values of ``vrmse, nrmse, correlation`` (means over
-    steps), ``correlation_time``, and ``spectral_rmse_{band}`` (square roots of the band MSEs; per step and over the
-    rollout)."""
+def pdebench_shells(h: int, w: int) -> torch.Tensor:
+    """``(h // 2, w // 2)``: PDEBench's shell ``floor(sqrt(i^2 + j^2))`` of the first-quadrant FFT coefficients
+    ``(i, j)``, ``0 <= i < h // 2``, ``0 <= j < w // 2``; ``-1`` for the corners beyond the last shell
+    ``min(h // 2, w // 2) - 1``, which PDEBench drops."""
+    i = torch.arange(h // 2, dtype=torch.float64)[:, None]
+    j = torch.arange(w // 2, dtype=torch.float64)[None, :]
+    shell = torch.floor(torch.sqrt(i ** 2 + j ** 2)).long()
+    return torch.where(shell <= min(h // 2, w // 2) - 1, shell, torch.full_like(shell, -1))
+
+
+def shell_power_per_step(pred, target) -> torch.Tensor:
+    """``(steps, C, n_shells)``: for each step, component and PDEBench shell (:func:`pdebench_shells`), the mean over
+    samples of ``sum_{(i, j) in shell} |FFT(p - t)(i, j)|^2`` (unnormalised FFT): what :func:`frmse_from_shells`
+    needs, a mean over samples so that batches combine."""
+    pred, target = _pair(pred, target, "shell_power_per_step")
+    h, w = pred.shape[-2:]
+    shells = pdebench_shells(h, w).to(pred.device)
+    n = min(h // 2, w // 2)
+    power = (torch.fft.fft2(pred - target).abs() ** 2)[..., : h // 2, : w // 2]   # first quadrant
+    keep = shells >= 0
+    flat = power[..., keep]                                                       # (B, steps, C, kept)
+    out = torch.zeros(*flat.shape[:-1], n, dtype=flat.dtype, device=flat.device)
+    out.index_add_(-1, shells[keep], flat)
+    return out.mean(dim=0)
+
+
+def frmse_from_shells(shell_power: torch.Tensor, h: int, w: int, bands=PDEBENCH_BANDS) -> dict[str, torch.Tensor | None]:
+    """PDEBench's fRMSE (``err_F`` of ``metric_func``, ``Lx = Ly = 1``) per step from :func:`shell_power_per_step`
+    over all the samples: each shell's RMSE ``sqrt(mean_samples shell power) / (H W)``, averaged over the shells of a
+    band (low ``[0, 4)``, mid ``[4, 12)``, high ``[12, min(H, W) / 2)``), then over components. ``None`` for a band
+    with no shell (frames smaller than 26 x 26 have no high band; PDEBench gives NaN there)."""
+    lo, hi = bands
+    rmse = torch.sqrt(shell_power) / float(h * w)                                # (steps, C, n_shells)
+    n = rmse.shape[-1]
     out = {}
-    for name in ("vrmse", "nrmse", "correlation"):
-        out[name] = float(scores[name].mean())
-        out[f"{name}_per_step"] = [float(v) for v in scores[name]]
+    for band, (a, b) in zip(BANDS, ((0, lo), (lo, hi), (hi, n))):
+        b = min(b, n)
+        out[band] = rmse[..., a:b].mean(dim=-1).mean(dim=-1) if b > a else None
+    return out
+
+
+def frmse_per_step(pred, target, bands=PDEBENCH_BANDS) -> dict[str, torch.Tensor | None]:
+    """PDEBench's fRMSE per band and step of one batch (all of it as one sample set): ``{band: (steps,) or None}``."""
+    pred, target = _pair(pred, target, "frmse_per_step")
+    return frmse_from_shells(shell_power_per_step(pred, target), *pred.shape[-2:], bands=bands)
+
+
+def correlation_per_step(pred, target) -> torch.Tensor:
+    """Pearson correlation (PDEArena, ``pdearena/modules/loss.py``: ``pearson_correlation``) for each sample and step
+    over the pixels and all components flattened together: ``mean((p - p_bar)(t - t_bar)) / (std(p) std(t))`` with
+    population standard deviations, the denominator clamped below at float32's smallest normal number; then the mean
+    over samples. 1 for a perfect prediction (or any positive affine map of it), 0 for a constant one."""
+    pred, target = _pair(pred, target, "correlation_per_step")
+    p, t = pred.flatten(2), target.flatten(2)
+    cov = ((p - p.mean(dim=-1, keepdim=True)) * (t - t.mean(dim=-1, keepdim=True))).mean(dim=-1)
+    std = p.std(dim=-1, correction=0) * t.std(dim=-1, correction=0)
+    return (cov / std.clamp(min=torch.finfo(torch.float32).tiny)).mean(dim=0)
+
+
+def correlation_time(correlation, threshold: float = CORRELATION_THRESHOLD) -> int:
+    """Correlation time (PDEArena, ``pdearena/models/pderefiner.py``: ``time_till_corr_lower_{threshold}``): the
+    number of rollout steps whose mean correlation (a per-step curve such as :func:`correlation_per_step`'s) is
+    strictly above ``threshold``, counted over the whole rollout (a step after a dip counts too)."""
+    return int((torch.as_tensor(correlation) > threshold).sum())
+
+
+# The per-step metrics of a split (metrics.json ``{split}_{name}`` and ``{split}_{name}_per_step``; the columns of
+# results/tables/metrics_long.csv), in this order. ``rmse`` is pipeline.rollout's.
+PER_STEP_METRICS = ("vrmse", "nrmse", "vector_nrmse", "correlation",
+                    *(f"frmse_{b}" for b in BANDS), *(f"binned_spectral_mse_{b}" for b in BANDS),
+                    *(f"binned_spectral_nmse_{b}" for b in BANDS))
+
+
+def rollout_scores_per_step(pred, target) -> dict[str, torch.Tensor]:
+    """Every per-step score of one batch, each a mean over the batch's samples (so that the batch-size weighted mean
+    of the batches' scores is the split's): ``mse``, ``vrmse``, ``nrmse``, ``vector_nrmse``, ``correlation``,
+    ``binned_spectral_{mse,nmse}_{band}``, each ``(steps,)``, and ``shell_power`` ``(steps, C, shells)`` for fRMSE."""
+    pred, target = _pair(pred, target, "rollout_scores_per_step")
+    out = {"mse": ((pred - target) ** 2).mean(dim=(0, 2, 3, 4)),
+           "vrmse": vrmse_per_step(pred, target), "nrmse": nrmse_per_step(pred, target),
+           "vector_nrmse": vector_nrmse_per_step(pred, target), "correlation": correlation_per_step(pred, target),
+           "shell_power": shell_power_per_step(pred, target), **binned_spectral_per_step(pred, target)}
+    return out
+
+
+def summarise_rollout(scores: dict[str, torch.Tensor], frame_size: tuple[int, int],
+                      threshold: float = CORRELATION_THRESHOLD) -> dict:
+    """The metrics.json entries of one split from per-step scores over all its samples
+    (:func:`rollout_scores_per_step`): for every name of :data:`PER_STEP_METRICS`, the per-step list and the value of
+    the rollout (the mean over steps); ``correlation_time`` at ``threshold``. An fRMSE band that the frame does not
+    have is ``None``."""
+    h, w = frame_size
+    curves = {name: scores[name] for name in PER_STEP_METRICS if name in scores}
+    curves.update({f"frmse_{b}": v for b, v in frmse_from_shells(scores["shell_power"], h, w).items()})
+    out = {}
+    for name in PER_STEP_METRICS:
+        curve = curves[name]
+        out[name] = None if curve is None else float(curve.mean())
+        out[f"{name}_per_step"] = None if curve is None else [float(v) for v in curve]
     out["correlation_time"] = correlation_time(scores["correlation"], threshold)
-    for band in BANDS:
-        mse = scores[f"spectral_mse_{band}"]
-        out[f"spectral_rmse_{band}"] = float(torch.sqrt(mse.mean()))
-        out[f"spectral_rmse_{band}_per_step"] = [float(v) for v in torch.sqrt(mse)]
     return out

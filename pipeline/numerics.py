@@ -38,12 +38,18 @@ def configure(precision: str = "fp32", deterministic: bool = True) -> dict:
     """Set torch's global numerics for this process; returns what was set (recorded with the run).
 
     Call it before the first CUDA operation: cuBLAS reads its workspace setting when it starts.
+
+    Precision is set through torch's long-standing API (``torch.backends.cuda.matmul.allow_tf32``,
+    ``torch.backends.cudnn.allow_tf32``, ``torch.set_float32_matmul_precision``), never through the newer
+    ``fp32_precision`` attributes: torch refuses to read the old getters once the new setters were used (a
+    ``RuntimeError`` from ``torch.backends.cudnn.allow_tf32``, ``torch.backends.cudnn.flags()`` and
+    ``torch.get_float32_matmul_precision()``), and user code and libraries call those getters. The old setters keep
+    both the old and the new getters working.
     """
-    fp32 = "tf32" if check(precision) == "tf32" else "ieee"
-    torch.backends.cuda.matmul.fp32_precision = fp32
-    torch.backends.cudnn.fp32_precision = fp32
-    torch.backends.cudnn.conv.fp32_precision = fp32  # set one by one: a per-op setting overrides the cuDNN-wide one
-    torch.backends.cudnn.rnn.fp32_precision = fp32
+    tf32 = check(precision) == "tf32"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")  # "high": TF32 matmuls; "highest": IEEE
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = bool(deterministic)
     torch.use_deterministic_algorithms(bool(deterministic), warn_only=True)
@@ -53,9 +59,10 @@ def configure(precision: str = "fp32", deterministic: bool = True) -> dict:
 
 
 def state() -> dict:
-    """The numerics torch runs with now, as recorded in ``metrics.json``."""
-    return {"cuda_matmul": torch.backends.cuda.matmul.fp32_precision,
-            "cudnn_conv": torch.backends.cudnn.conv.fp32_precision,
+    """The numerics torch runs with now, as recorded in ``metrics.json`` (``tf32`` or ``ieee`` for CUDA matmuls and
+    cuDNN convolutions, read through the getters that every torch user can call)."""
+    return {"cuda_matmul": "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee",
+            "cudnn_conv": "tf32" if torch.backends.cudnn.allow_tf32 else "ieee",
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "cublas_workspace": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
 

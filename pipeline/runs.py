@@ -104,6 +104,26 @@ def run_params(config: dict, dataset: str, resolved: dict, window_keys: tuple[st
             "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
 
 
+def selection_starts(windows: dict) -> tuple[int, ...]:
+    """The window starts whose validation score selects a model in the hyper-parameter search (one family's
+    ``windows`` config; the one definition, used by the search and by the config check).
+
+    The rule: no frame that a test split scores is read by the selection for the same sim. ``test_domain`` uses the
+    held-out sims, which validation never reads; ``test_future`` uses the train sims, so a selection window is a
+    ``valid`` start whose frames, its inputs and its ``rollout`` targets alike, are none of the target frames of
+    ``test_future``. The selection keeps the test horizon (``rollout`` steps, the same yardstick for every
+    ``out_length``) and drops the late validation windows instead. Without a ``test_future`` range every ``valid``
+    start is kept. An empty result is the caller's error to report."""
+    offset, length, rollout = int(windows["offset"]), int(windows["input_length"]), int(windows["rollout"])
+    lo, hi = (int(v) for v in windows["valid"])
+    if "test_future" not in windows:
+        return tuple(range(lo, hi))
+    t_lo, t_hi = (int(v) for v in windows["test_future"])
+    first_target, last_target = t_lo + offset + length, t_hi - 1 + offset + length + rollout - 1
+    return tuple(s for s in range(lo, hi)
+                 if s + offset + length + rollout - 1 < first_target or s + offset > last_target)
+
+
 def evaluate_params(config: dict, dataset: str) -> dict:
     """Everything an evaluation reads besides the data and the trained model (``pipeline.evaluate.evaluate_run``)."""
     return {"windows": _windows(config, dataset, EVALUATE_WINDOW_KEYS), "device": config["training"]["device"],

@@ -1,32 +1,35 @@
-"""Where and how much trained relaxed C4 models break rotation symmetry, read off their relaxed weights
-(the test of Wang et al., ICML 2024, "Discovering Symmetry Breaking in Physical Systems with Relaxed Group
-Convolution", on our data).
+"""Where and how much trained relaxed C4 models break rotation symmetry, measured on what each relaxed layer applies:
+its assembled convolution kernel (the test of Wang et al., ICML 2024, "Discovering Symmetry Breaking in Physical
+Systems with Relaxed Group Convolution", on our data; docs/symmetry-breaking.md).
 
-Both relaxed rotation models are exactly equivariant on a linear subspace of their relaxed weights, and the
-orthogonal projection ``P`` onto it is an average over the group; the distance from the equivariant point is
-the size of ``D = w - P w`` relative to ``w``:
+A convolution ``out(x) = sum_y K(y) f(x + y)`` from fields of representation ``rho_in`` to ``rho_out`` is
+C4-equivariant if and only if ``K = g . K`` for every quarter turn ``g``, where ``(g . K)(y) = rho_out(g) K(R_g^-1 y)
+rho_in(g)^T`` (``R_g`` turns the kernel's pixel grid; the representations are orthogonal). The group average
+``P K = mean_g g . K`` is the orthogonal projection (Frobenius inner product) onto the equivariant kernels, so a
+layer's departure ``||K - P K|| / ||K||`` is 0 exactly when the layer is equivariant and at most 1. On a periodic
+domain the layer's linear map is the convolution itself and its departure, measured the same way on the map, is the
+same number (the test checks it).
 
-- RGroup (:class:`pipeline.models.rotation.RelaxedGroupConv` and ``RelaxedGroupProjection``): weights
-  ``w_l(h)``, one per filter bank ``l`` and group element ``h`` of the input's regular representation
-  (``(banks, 4)``). Equivariant iff every ``w_l`` is constant over ``h``: ``(P w)_l(h) = mean_h' w_l(h')``.
-  Element ``h`` scales the input channel that answers to the input turned by ``h`` quarter turns, so on the
-  rotation family it is the channel through which sims on side ``h`` act as sims on side 0 do on channel 0.
-  The lifting layer has no relaxed weights (it is exact).
-- RSteer (:class:`pipeline.models.rotation.RelaxedSteerableConv`): weights ``w_l(y)``, one per basis element
-  ``l`` and kernel pixel ``y`` (``(..., n_basis, k, k)``). Equivariant iff every ``w_l`` is invariant under the
-  quarter turns of ``y`` (a C4-invariant scalar function times a steerable kernel is steerable), so ``P``
-  averages each C4 orbit of kernel pixels; a radial profile (centre, edges and corners weighted differently)
-  keeps the layer equivariant and is not counted. The paper's ``L_sconv`` penalises every variation over ``y``,
-  radial included. Element ``h`` holds the pixels whose direction from the kernel centre lies in
-  ``[45, 135)`` degrees (measured counter-clockwise from ``+x``, ``y`` up as in the data) turned by ``h``
-  quarter turns: ``h = 0`` up, 1 left, 2 down, 3 right, which is the flow direction of rotation-family side
-  ``h`` (side 0 blows up from the bottom wall, side 2 down from the top).
+The relaxed weights are not measured themselves: many weight settings assemble the same kernel (a filter bank
+whose filter is zero, a coefficient at a pixel where its basis kernel vanishes), so a weight-space distance can be
+large for an exactly equivariant layer.
 
-Per layer: ``departure = ||D|| / ||w||`` (Frobenius norms; 0 at the equivariant point, at most 1), and per group
-element ``h``: ``departure_h = ||D_h|| / ||w||`` over the entries of element ``h`` (``sum_h departure_h^2 =
-departure^2``) and ``signed_h = sum sign(P w) D_h / ||w||``, positive where element ``h``'s weights are amplified
-against the equivariant value (the ``signed_h`` sum to zero). The rotation family breaks C4 on side 2 (buoyancy
-0.011 instead of 0.01): weights that single out the break have ``departure_2`` above the others.
+- RGroup (:class:`pipeline.models.rotation.RelaxedGroupConv`, ``RelaxedGroupProjection``): kernels in our frame,
+  regular fields ``(g . f)(x, i) = f(R^-g x, i - g)`` and vector fields turned by ``R^g``. The lifting layer has no
+  relaxed weights and is exact, so it is not listed.
+- RSteer (:class:`pipeline.models.rotation.RelaxedSteerableConv`): its layers work in escnn's frame (``vy``
+  reversed), which is our frame reflected; the kernel is written in our frame first (``vy`` negated for vector
+  fields, the regular index ``i`` read as ``-i``), then measured as above.
+
+Per layer the table holds ``departure = ||D|| / ||K||`` with ``D = K - P K`` (element ``all``) and, per group element
+``h``, ``departure_h = ||D_h|| / ||K||`` over the kernel entries of element ``h`` (``sum_h departure_h^2 <=
+departure^2``) and ``signed_h = sum sign(P K) D_h / ||K||``, positive where element ``h``'s entries are amplified
+against the equivariant kernel. Element ``h`` of a kernel entry: for RGroup the input's regular index ``h`` (the
+channel that answers to the input turned by ``h`` quarter turns: on the rotation family, the channel through which
+sims on side ``h`` act as sims on side 0 do on channel 0); for RSteer the kernel pixels whose direction from the
+centre lies in ``[45, 135)`` degrees (counter-clockwise from ``+x``, ``y`` up as in the data) turned by ``h`` quarter
+turns: ``h = 0`` up, 1 left, 2 down, 3 right, the flow direction of rotation-family side ``h`` (the centre pixel
+belongs to no element). The rotation family breaks C4 on side 2 (buoyancy 0.011 instead of 0.01).
 """
 from __future__ import annotations
 
@@ -37,21 +40,12 @@ import os
 import torch
 
 from . import files
-from .models.rotation import N_ROT, RGroup, RSteer, _kernel_rotation_index
+from .models.rotation import (N_ROT, RelaxedGroupConv, RelaxedGroupProjection, RelaxedSteerableConv, RGroup, RSteer,
+                              _kernel_rotation_index, _rep_matrices)
 
 RELAXED_MODELS = ("rgroup", "rsteer")
 COLUMNS = ["dataset", "level", "data_equivariance_error", "model", "seed", "layer", "element", "departure", "signed"]
-
-
-def rgroup_weights(model: RGroup) -> list[tuple[str, torch.Tensor]]:
-    """``(layer name, w (banks, 4))`` of every relaxed layer of an RGroup, input to output."""
-    layers = [(f"conv{i + 1}", c.w) for i, c in enumerate(model.convs)]
-    return layers + [("projection", model.proj.w)]
-
-
-def rsteer_weights(model: RSteer) -> list[tuple[str, torch.Tensor]]:
-    """``(layer name, w (..., n_basis, k, k))`` of every layer of an RSteer, input to output."""
-    return [(f"conv{i}", c.weight) for i, c in enumerate(model.convs)]
+FIELD_KINDS = {2: "vector", N_ROT: "regular"}   # a field's size -> its representation (RSteer's basis shape)
 
 
 def kernel_elements(kernel_size: int) -> torch.Tensor:
@@ -63,16 +57,61 @@ def kernel_elements(kernel_size: int) -> torch.Tensor:
     return torch.where((dy == 0) & (dx == 0), torch.full_like(h, -1), h)
 
 
-def _orbit_average(w: torch.Tensor) -> torch.Tensor:
-    """Mean of ``w (..., k, k)`` over the C4 orbit of each kernel pixel: the projection onto invariant weights."""
-    k = w.shape[-1]
-    flat = w.reshape(*w.shape[:-2], k * k)
-    idx = _kernel_rotation_index(k).to(w.device)                           # flat[idx[g]]: turned by g
-    return torch.stack([flat[..., idx[g]] for g in range(N_ROT)]).mean(dim=0).reshape(w.shape)
+def group_average(kernel: torch.Tensor, rho_out: torch.Tensor, rho_in: torch.Tensor) -> torch.Tensor:
+    """``P K = mean_g rho_out(g) K(R_g^-1 y) rho_in(g)^T`` of a kernel ``(n_out, n_in, k, k)`` in our frame, with the
+    representations ``rho_* (4, n, n)`` (orthogonal): the nearest C4-equivariant kernel."""
+    n_out, n_in, k, _ = kernel.shape
+    flat = kernel.reshape(n_out, n_in, k * k)
+    idx = _kernel_rotation_index(k).to(kernel.device)                   # flat[..., idx[g]]: K(R_g^-1 y)
+    turned = [torch.einsum("ab,bcp,dc->adp", rho_out[g], flat[..., idx[g]], rho_in[g]) for g in range(N_ROT)]
+    return torch.stack(turned).mean(dim=0).reshape(kernel.shape)
 
 
-def _summary(d: torch.Tensor, sign: torch.Tensor, norm: torch.Tensor, element: torch.Tensor) -> list[dict]:
-    """Rows ``element, departure, signed``: the layer (``all``), then each group element."""
+def escnn_to_our_frame(kind: str, count: int) -> torch.Tensor:
+    """``(n, n)``: our-frame features from escnn-frame ones of ``count`` fields: a vector field's ``vy`` negated
+    (``pipeline.models.rotation.to_escnn_frame``); a regular field's index ``i`` read as ``-i mod 4`` (escnn's quarter
+    turn is ours backwards)."""
+    if kind == "vector":
+        block = torch.diag(torch.tensor([1.0, -1.0]))
+    elif kind == "regular":
+        block = torch.zeros(N_ROT, N_ROT)
+        block[torch.arange(N_ROT), (-torch.arange(N_ROT)) % N_ROT] = 1.0
+    else:
+        raise ValueError(f"no frame change for {kind!r} fields")
+    return torch.block_diag(*[block] * count)
+
+
+def layer_kernel(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(K, rho_out, rho_in, element)`` of a relaxed layer, float64, in our frame: the assembled kernel
+    ``(n_out, n_in, k, k)``, the representations of its output and input and the group element of each kernel entry
+    (``(n_out, n_in, k, k)`` long; -1: none)."""
+    with torch.no_grad():
+        kernel = layer.kernel().detach().double().cpu()
+    n_out, n_in, k, _ = kernel.shape
+    if isinstance(layer, (RelaxedGroupConv, RelaxedGroupProjection)):
+        out_kind = "regular" if isinstance(layer, RelaxedGroupConv) else "vector"
+        rho_out = _rep_matrices(out_kind, n_out // (N_ROT if out_kind == "regular" else 2)).double()
+        rho_in = _rep_matrices("regular", n_in // N_ROT).double()
+        element = (torch.arange(n_in) % N_ROT)[None, :, None, None].expand_as(kernel)
+        return kernel, rho_out, rho_in, element
+    if isinstance(layer, RelaxedSteerableConv):
+        if layer.a is not None:
+            raise TypeError("symmetry_breaking: the translation-relaxed RSteer (rank) is not a C4 analysis case")
+        d_out, d_in = layer.basis.shape[1:3]
+        kinds = FIELD_KINDS[int(d_out)], FIELD_KINDS[int(d_in)]
+        c_out = escnn_to_our_frame(kinds[0], n_out // d_out).double()
+        c_in = escnn_to_our_frame(kinds[1], n_in // d_in).double()
+        kernel = torch.einsum("ab,bcyx,dc->adyx", c_out, kernel, c_in)
+        rho_out = _rep_matrices(kinds[0], n_out // d_out).double()
+        rho_in = _rep_matrices(kinds[1], n_in // d_in).double()
+        return kernel, rho_out, rho_in, kernel_elements(k).expand_as(kernel)
+    raise TypeError(f"symmetry_breaking: {type(layer).__name__} is not a relaxed C4 layer")
+
+
+def departure(kernel: torch.Tensor, rho_out: torch.Tensor, rho_in: torch.Tensor, element: torch.Tensor) -> list[dict]:
+    """Rows ``element, departure, signed`` of one kernel: the layer (``all``), then each group element."""
+    p = group_average(kernel, rho_out, rho_in)
+    d, sign, norm = kernel - p, torch.sign(p), kernel.norm().clamp_min(1e-300)
     rows = [{"element": "all", "departure": float(d.norm() / norm), "signed": 0.0}]
     for h in range(N_ROT):
         m = element == h
@@ -81,31 +120,19 @@ def _summary(d: torch.Tensor, sign: torch.Tensor, norm: torch.Tensor, element: t
     return rows
 
 
-def group_departure(w: torch.Tensor) -> list[dict]:
-    """Departure of RGroup weights ``w (banks, 4)`` from the equivariant point, per layer and element."""
-    w = w.detach().double()
-    p = w.mean(dim=1, keepdim=True).expand_as(w)
-    element = torch.arange(N_ROT).expand_as(w)
-    return _summary(w - p, torch.sign(p), w.norm().clamp_min(1e-300), element)
-
-
-def kernel_departure(w: torch.Tensor) -> list[dict]:
-    """Departure of RSteer weights ``w (..., k, k)`` from the equivariant point, per layer and element."""
-    w = w.detach().double()
-    p = _orbit_average(w)
-    element = kernel_elements(w.shape[-1]).to(w.device).expand_as(w)
-    return _summary(w - p, torch.sign(p), w.norm().clamp_min(1e-300), element)
+def relaxed_layers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """``(layer name, layer)`` of every relaxed layer of an RGroup (``conv1..``, ``projection``) or an RSteer
+    (``conv0..``), input to output."""
+    if isinstance(model, RGroup):
+        return [(f"conv{i + 1}", c) for i, c in enumerate(model.convs)] + [("projection", model.proj)]
+    if isinstance(model, RSteer):
+        return [(f"conv{i}", c) for i, c in enumerate(model.convs)]
+    raise TypeError(f"symmetry_breaking: no relaxed C4 layers in a {type(model).__name__}")
 
 
 def analyse(model: torch.nn.Module) -> list[dict]:
     """Rows ``layer, element, departure, signed`` of a relaxed rotation model (RGroup or RSteer)."""
-    if isinstance(model, RGroup):
-        layers, measure = rgroup_weights(model), group_departure
-    elif isinstance(model, RSteer):
-        layers, measure = rsteer_weights(model), kernel_departure
-    else:
-        raise TypeError(f"symmetry_breaking: no relaxed C4 weights in a {type(model).__name__}")
-    return [{"layer": name, **row} for name, w in layers for row in measure(w)]
+    return [{"layer": name, **row} for name, layer in relaxed_layers(model) for row in departure(*layer_kernel(layer))]
 
 
 def analyse_run(model_path: str | os.PathLike, metrics_path: str | os.PathLike) -> list[dict]:

@@ -126,8 +126,9 @@ def table1_vrmse(metrics: list[dict]) -> pd.DataFrame:
 
 def table1_vrmse_markdown(df: pd.DataFrame) -> str:
     models, rows = _grid(df, " ± ", value="vrmse")
-    lines = ["VRMSE of the 20-step rollout (RMSE over the target's spatial standard deviation, per component, "
-             "averaged; 1 = predicting the target's mean), mean ± std over seeds.", "",
+    lines = ["VRMSE (The Well) of the rollout: per sample, step and velocity component, the RMSE over the target's "
+             "spatial standard deviation (Bessel-corrected), averaged; just under 1 = predicting the target's mean. "
+             "Mean ± std over seeds.", "",
              "| | " + " | ".join(paper.LABELS.get(m, m) for m in models) + " |",
              "|---" * (len(models) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
@@ -165,14 +166,18 @@ def alpha_sweep(metrics: list[dict]) -> pd.DataFrame:
     return _aggregate(rows, ["alpha", "split"], "rmse", "rmse").sort_values(["alpha", "split"]).reset_index(drop=True)
 
 
-# The per-step metrics of metrics.json (``{split}_{name}_per_step``) and their column in the long table.
-LONG_METRICS = ("rmse", "vrmse", "nrmse", "correlation", "spectral_rmse_low", "spectral_rmse_mid", "spectral_rmse_high")
+# The per-step metrics of metrics.json (``{split}_{name}_per_step``) and their column in the long table: the RMSE and
+# pipeline.metrics.PER_STEP_METRICS (torch is imported with it: every env that runs the table rules has it).
+def long_metrics() -> tuple[str, ...]:
+    from .metrics import PER_STEP_METRICS
+    return ("rmse", *PER_STEP_METRICS)
 
 
 def metrics_long(metrics: list[dict]) -> pd.DataFrame:
     """``dataset, model, seed, split, step, rmse, vrmse, ...``: one row per run, split (validation and the test
-    splits the run has) and rollout step (from 1), a column per metric of :data:`LONG_METRICS` (see
-    pipeline/metrics.py for their definitions)."""
+    splits the run has) and rollout step (from 1), a column per metric of :func:`long_metrics` (definitions:
+    pipeline/metrics.py, docs/metrics.md; an fRMSE band that the frame size lacks is blank)."""
+    names = long_metrics()
     rows = []
     for m in metrics:
         for split in ("valid", *SPLITS):
@@ -180,9 +185,14 @@ def metrics_long(metrics: list[dict]) -> pd.DataFrame:
                 continue
             for i in range(len(m[f"{split}_rmse_per_step"])):
                 rows.append({"dataset": m["dataset"], "model": m["model"], "seed": m["seed"], "split": split,
-                             "step": i + 1, **{k: m[f"{split}_{k}_per_step"][i] for k in LONG_METRICS}})
-    columns = ["dataset", "model", "seed", "split", "step", *LONG_METRICS]
+                             "step": i + 1, **{k: _at(m.get(f"{split}_{k}_per_step"), i) for k in names}})
+    columns = ["dataset", "model", "seed", "split", "step", *names]
     return pd.DataFrame(rows, columns=columns).sort_values(columns[:5], kind="stable").reset_index(drop=True)
+
+
+def _at(values, i: int):
+    """``values[i]``, or ``None`` where the metric has no curve (an fRMSE band that the frame lacks)."""
+    return None if values is None else values[i]
 
 
 def write(kind: str, metric_files, path) -> pd.DataFrame:

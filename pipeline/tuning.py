@@ -13,9 +13,10 @@ filter banks). Trials:
   rejected (and recorded) before any training; the next point of the sequence is taken instead.
 
 Every trial trains with the tuning budget (``epochs``, ``patience``) on the train split by the ordinary training
-loop and is scored by the validation RMSE of the test horizon (``windows[family]['rollout']`` steps), the same for
-every trial whatever its ``out_length``. The selection takes the lowest validation RMSE; test splits are never
-read. ``best.yaml`` holds the winner's searched settings, which the final runs put over the config's.
+loop and is scored by :func:`validation_score`: the RMSE over the test horizon (``windows[family]['rollout']``
+steps), the same for every trial whatever its ``out_length``, on the validation windows none of whose frames is a
+test-future target (``pipeline.runs.selection_starts``). The selection takes the lowest score; test splits are never
+read, and no frame they score is. ``best.yaml`` holds the winner's searched settings, which the final runs put over the config's.
 
 Like ``pipeline.runs``, the module imports only the standard library and yaml at its top: Snakemake uses
 :func:`parse_space` (config validation) and :func:`trial_params` when it builds the DAG; the jobs' functions import
@@ -253,17 +254,20 @@ def draw_job(params: dict, dataset: str, model: str, store: str, output: str) ->
 
 def trial_params(config: dict, dataset: str, trial: dict) -> dict:
     """What a trial job reads (its rule's params, built when the DAG is): the trial's entry of ``trials.yaml``,
-    its run params in the shape of ``pipeline.runs.train_params`` (the windows with the scored horizon), the seed."""
+    its run params in the shape of ``pipeline.runs.train_params`` (the windows with the scored horizon and the
+    test-future range that bounds the selection windows), the seed."""
     from .runs import TRAIN_WINDOW_KEYS, run_params
 
-    run = run_params(config, dataset, trial["settings"], (*TRAIN_WINDOW_KEYS, "rollout"))
+    run = run_params(config, dataset, trial["settings"], (*TRAIN_WINDOW_KEYS, "rollout", "test_future"))
     return {"trial": {k: trial[k] for k in ("trial", "draw", "parameters", "tuned")}, "run": run,
             "seed": int(config["tuning"]["seed"])}
 
 
 def validation_score(run: dict, store: str, model_path: str, device=None, cache_mb: float | None = None) -> float:
-    """Validation RMSE of a saved model over the test horizon (``run['windows']['rollout']`` steps), read as the
-    evaluation reads (``pipeline.loader``: in memory when the store fits ``cache_mb``)."""
+    """The selection score of a saved model (the one function that scores a trial): its RMSE on the selection
+    windows (``pipeline.datasets.selection_windows``: validation windows none of whose frames is a test-future
+    target) over the test horizon (``run['windows']['rollout']`` steps), read as the evaluation reads
+    (``pipeline.loader``: in memory when the store fits ``cache_mb``)."""
     from . import datasets
     from .loader import SampleSource
     from .rollout import load_model, resolve_device, rollout_mse_per_step, split_rmse
@@ -272,7 +276,7 @@ def validation_score(run: dict, store: str, model_path: str, device=None, cache_
     wcfg = run["windows"]
     model, _ = load_model(model_path, device)
     source = SampleSource(store, device, cache_mb)
-    valid = source.samples(datasets.split_windows(source.dataset, "valid", wcfg, int(wcfg["rollout"])))
+    valid = source.samples(datasets.selection_windows(source.dataset, wcfg))
     return split_rmse(rollout_mse_per_step(model, valid, run["eval_batch"]))[0]
 
 

@@ -133,11 +133,11 @@ def test_windows_follow_the_protocol_offsets(tiny):
     d = datasets.Dataset("mem", velocity, {"sims": [{"role": r} for r in ("train", "test_domain", "train")]})
     w = tiny["windows"]["translation"]
     train = datasets.split_windows(d, "train", w, out_length=2)
-    assert train.sims == (0, 2) and train.starts == tuple(range(0, 6)) and len(train) == 12
-    x, y = datasets.window_arrays(d, train, [7])  # sim 2, start 1: inputs frames 3..5, targets 6..7
+    assert train.sims == (0, 2) and train.starts == tuple(range(0, 5)) and len(train) == 10
+    x, y = datasets.window_arrays(d, train, [7])  # sim 2, start 2: inputs frames 4..6, targets 7..8
     assert x.shape == (1, 3, 2, 2, 2) and y.shape == (1, 2, 2, 2, 2)
-    assert x[0, :, 0, 0, 0].tolist() == [2 * 23 + 3, 2 * 23 + 4, 2 * 23 + 5]
-    assert y[0, :, 0, 0, 0].tolist() == [2 * 23 + 6, 2 * 23 + 7]
+    assert x[0, :, 0, 0, 0].tolist() == [2 * 23 + 4, 2 * 23 + 5, 2 * 23 + 6]
+    assert y[0, :, 0, 0, 0].tolist() == [2 * 23 + 7, 2 * 23 + 8]
     dom = datasets.split_windows(d, "test_domain", w)
     assert dom.sims == (1,) and dom.out_length == 4
     with pytest.raises(ValueError, match="needs frame 27 but the store has 23 frames"):

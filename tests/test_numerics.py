@@ -13,26 +13,48 @@ from test_train import samples, settings, tiny_config, write_synthetic_store
 
 @pytest.fixture(autouse=True)
 def _restore_numerics():
-    cudnn = torch.backends.cudnn
-    before = (torch.backends.cuda.matmul.fp32_precision, (cudnn.fp32_precision, cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision),
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision(),
               torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
               os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
     yield
-    torch.backends.cuda.matmul.fp32_precision = before[0]
-    cudnn.fp32_precision, cudnn.conv.fp32_precision, cudnn.rnn.fp32_precision = before[1]
-    torch.use_deterministic_algorithms(before[2], warn_only=before[3])
-    if before[4] is None:
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before[0], before[1]
+    torch.set_float32_matmul_precision(before[2])
+    torch.use_deterministic_algorithms(before[3], warn_only=before[4])
+    if before[5] is None:
         os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
 
 
 def test_fp32_turns_tf32_off_and_tf32_turns_it_on():
-    torch.backends.cudnn.conv.fp32_precision = "tf32"  # torch's own default for cuDNN convolutions
+    torch.backends.cudnn.allow_tf32 = True  # torch's own default for cuDNN convolutions
     state = numerics.configure("fp32", deterministic=True)
     assert (state["cuda_matmul"], state["cudnn_conv"]) == ("ieee", "ieee")
-    assert torch.backends.cudnn.rnn.fp32_precision == "ieee" and not torch.backends.cudnn.benchmark
+    assert torch.backends.cudnn.conv.fp32_precision != "tf32" and torch.backends.cudnn.rnn.fp32_precision != "tf32"
+    assert torch.backends.cuda.matmul.fp32_precision == "ieee" and not torch.backends.cudnn.benchmark
     state = numerics.configure("tf32", deterministic=True)
     assert (state["cuda_matmul"], state["cudnn_conv"]) == ("tf32", "tf32")
+    assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "tf32"
     assert numerics.configure("bf16")["cudnn_conv"] == "ieee", "bf16 autocasts; what stays float32 is true float32"
+
+
+@pytest.mark.parametrize("first", [None, "tf32", "ieee"])
+def test_torch_getters_keep_working_after_every_mode(first):
+    """torch raises RuntimeError from its legacy getters once its newer fp32_precision setters were used; every mode
+    must leave all of them readable (``first``: a user's code had set the newer API before the job configured)."""
+    if first is not None:
+        torch.backends.cuda.matmul.fp32_precision = first
+        torch.backends.cudnn.conv.fp32_precision = first
+    for precision in (*numerics.PRECISIONS, "fp32"):
+        numerics.configure(precision, deterministic=True)
+        tf32 = precision == "tf32"
+        assert torch.backends.cudnn.allow_tf32 is tf32, precision
+        assert torch.backends.cuda.matmul.allow_tf32 is tf32, precision
+        assert torch.get_float32_matmul_precision() == ("high" if tf32 else "highest"), precision
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # reads the settings to restore them
+            assert torch.backends.cudnn.allow_tf32 is False
+        assert torch.backends.cudnn.allow_tf32 is tf32, "cudnn.flags() restored the setting"
+        assert torch.backends.cuda.matmul.fp32_precision == ("tf32" if tf32 else "ieee"), precision
+        assert (torch.backends.cudnn.conv.fp32_precision == "tf32") is tf32, precision
+        assert (torch.backends.cudnn.rnn.fp32_precision == "tf32") is tf32, precision
 
 
 def test_deterministic_sets_algorithms_and_cublas_workspace():

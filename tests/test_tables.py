@@ -77,8 +77,9 @@ def _with_benchmark_metrics(m, offset=0.0):
     for split in ("valid", "test_future", "test_domain"):
         steps = len(m["test_future_rmse_per_step"])
         out.setdefault(f"{split}_rmse_per_step", [0.5] * steps)
-        for k in tables.LONG_METRICS[1:]:
+        for k in tables.long_metrics()[1:]:
             out[f"{split}_{k}_per_step"] = [offset + 0.01 * i for i in range(steps)]
+        out[f"{split}_frmse_high_per_step"] = None  # a frame too small for PDEBench's high band
         out[f"{split}_vrmse"] = offset + 0.3
     return out
 
@@ -87,7 +88,9 @@ def test_metrics_long_has_a_row_per_run_split_and_step(tmp_path):
     runs = [_with_benchmark_metrics(m, 0.1 * i) for i, m in enumerate(RUNS)]
     df = tables.write("metrics_long", metrics_files(tmp_path, runs), tmp_path / "long.csv")
     back = pd.read_csv(tmp_path / "long.csv")
-    assert list(back.columns) == ["dataset", "model", "seed", "split", "step", *tables.LONG_METRICS]
+    assert list(back.columns) == ["dataset", "model", "seed", "split", "step", *tables.long_metrics()]
+    assert {"vrmse", "nrmse", "vector_nrmse", "frmse_mid", "binned_spectral_mse_low", "binned_spectral_nmse_high"} <= set(back)
+    assert back.frmse_high.isna().all() and back.frmse_mid.notna().all()
     assert len(back) == len(df) == len(RUNS) * 3 * 2
     r = back[(back.dataset == "rotation") & (back.model == "rsteer") & (back.seed == 1) & (back.split == "test_future")]
     assert r.step.tolist() == [1, 2] and r.rmse.tolist() == pytest.approx([0.8, 1.0])

@@ -146,7 +146,7 @@ def poisoned_store(tmp_path_factory):
     """A translation store whose frames outside the train and validation windows are 10^6 (the store refuses
     NaN): any read of a test window (test-future frames of the train sims, the held-out sim) makes a score huge."""
     velocity = synthetic_velocity(3)
-    velocity[:2, 17:] = POISON   # tiny windows: validation (4-step rollout) ends at frame 16
+    velocity[:2, 16:] = POISON   # tiny windows: the first test-future target is frame 16
     velocity[2] = POISON         # the held-out sim
     path = tmp_path_factory.mktemp("data") / "translation.zarr"
     datasets.write_store(path, velocity, {"dataset": "translation", "family": "translation", "first_frame": 0,
