@@ -27,8 +27,8 @@ import numpy as np
 log = logging.getLogger("pipeline")
 
 CHECKSUM_CODEC = "crc32c"  # zarr 3's name of the codec (zarr.codecs.Crc32cCodec)
-REBUILD = ("delete the store ({path}) and let Snakemake rebuild it (e.g. `rm -rf {path}` then rerun your "
-           "snakemake command); the files it is built from are unchanged")
+REBUILD = ("delete the store and let Snakemake rebuild it (`rm -rf {path}`, then run your snakemake command again: "
+           "it simulates or imports the data again, and reruns the jobs that read it)")
 
 
 def checksum_codec():
