@@ -126,6 +126,8 @@ class CheckedArray:
     def __getitem__(self, key):
         try:
             return self.array[key]
+        except (IndexError, TypeError, KeyError):  # a bad selection, not bad data
+            raise
         except Exception as e:  # noqa: BLE001 - whatever a damaged chunk makes the decoders raise
             damaged = damaged_chunks(self.store, self.array)
             if damaged:
