@@ -2,8 +2,8 @@
 
 Modules, in the order data flows:
 ``symmetry`` (group actions on velocity fields) -> ``catalogue`` (which sims, from the config) / ``simulate``
-(PhiFlow plumes) / ``families`` -> ``datasets`` (zarr stores, splits, windows; ``external``: your own data into
-that layout) -> ``models`` -> ``runs`` (a run's settings) -> ``loader`` (samples in bounded memory) / ``rollout`` /
+(PhiFlow plumes) / ``families`` -> ``datasets`` (zarr stores, splits, windows; ``integrity``: every chunk checksummed,
+damaged data refused, ``verify``; ``external``: your own data into that layout) -> ``models`` -> ``runs`` (a run's settings) -> ``loader`` (samples in bounded memory) / ``rollout`` /
 ``train`` -> ``metrics`` / ``evaluate`` / ``symmetry_breaking`` -> ``tables`` / ``figures``.
 
 Snakemake imports ``config``, ``catalogue``, ``runs``, ``external`` (its spec checks) and ``models`` (its name list)

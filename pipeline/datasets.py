@@ -18,6 +18,9 @@ parameters and ``role`` (the same records as the coordinates); ``first_frame``; 
 equivariance levels also ``level``, ``members`` and ``data_equivariance_error``. The metadata is consolidated
 (``zarr.consolidate_metadata``), so ``xarray.open_zarr(path)`` reads it in one request.
 
+Every chunk of every array ends with its CRC-32C checksum (zarr's ``crc32c`` codec after the compressor), and
+every chunk is written, so a reader detects a chunk damaged on disk (``pipeline.integrity``).
+
 Writing streams the velocity chunk by chunk (a dask array in, never the whole store in memory) into a
 ``.partial`` sibling that is renamed into place, so a finished-looking store is finished.
 
@@ -36,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import integrity
 from .families import TEST_DOMAIN, TRAIN, equivariance_level_members
 from .symmetry import rotate
 
@@ -98,9 +102,22 @@ def coordinates(shape: tuple, attrs: dict) -> dict:
     return out
 
 
+# Every chunk is written, zeros included, so that a missing chunk file is damage rather than zeros
+# (pipeline.integrity).
+_EVERY_CHUNK = {"write_empty_chunks": True}
+
+
+def _compressors(compressor) -> tuple:
+    """A compressor followed by the per-chunk checksum (pipeline.integrity): zarr's bytes-to-bytes codecs."""
+    return (compressor, integrity.checksum_codec())
+
+
 def _write_array(group, name: str, dims: tuple, values: np.ndarray, attrs: dict) -> None:
+    import zarr
+
     dtype = str if values.dtype == object else values.dtype  # strings: zarr v3's variable-length UTF-8
-    array = group.create_array(name, shape=values.shape, dtype=dtype, dimension_names=dims)
+    array = group.create_array(name, shape=values.shape, dtype=dtype, dimension_names=dims,
+                               compressors=_compressors(zarr.codecs.ZstdCodec()), config=_EVERY_CHUNK)
     array[...] = values
     if attrs:
         array.attrs.update(attrs)
@@ -147,8 +164,9 @@ def write_store(path: str | os.PathLike, velocity, attrs: dict, chunk_frames: in
     try:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         array = group.create_array("velocity", shape=v.shape, dtype="float32", chunks=chunks,
-                                   dimension_names=DIMENSIONS,
-                                   compressors=zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"))
+                                   dimension_names=DIMENSIONS, config=_EVERY_CHUNK,
+                                   compressors=_compressors(zarr.codecs.BloscCodec(cname="zstd", clevel=3,
+                                                                                   shuffle="bitshuffle")))
         stored = da.store(v, array, lock=False, compute=False)
         finite = da.isfinite(v).all()
         _, finite, *stats = dask.compute(stored, finite, *_statistics(v))
@@ -192,7 +210,8 @@ class Dataset:
 
 
 def open_store(path: str | os.PathLike) -> Dataset:
-    """Open a store without reading its velocity: ``Dataset.velocity`` is the zarr array."""
+    """Open a store without reading its velocity: ``Dataset.velocity`` is the zarr array, wrapped so that a damaged
+    chunk raises ``integrity.DamagedStoreError`` naming it (``pipeline.integrity``)."""
     import zarr
 
     path = str(path)
@@ -205,7 +224,7 @@ def open_store(path: str | os.PathLike) -> Dataset:
     for key in ("sims", "dataset"):
         if key not in attrs:
             raise KeyError(f"{path}: store attributes lack {key!r}")
-    return Dataset(path, group["velocity"], attrs)
+    return Dataset(path, integrity.CheckedArray(path, group["velocity"], attrs["sims"]), attrs)
 
 
 def load(path: str | os.PathLike) -> Dataset:
@@ -240,7 +259,8 @@ def statistics(path: str | os.PathLike) -> dict:
     import dask
     import dask.array as da
 
-    return _statistics_record(*dask.compute(*_statistics(da.from_zarr(open_store(path).velocity))))
+    v = open_store(path).velocity
+    return _statistics_record(*dask.compute(*_statistics(da.from_array(v, chunks=v.chunks, name=False))))
 
 
 # --- equivariance levels -------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 (overall and per step) and the benchmark metrics of ``pipeline.metrics`` (VRMSE, nRMSE, correlation and its time,
 fRMSE per spectral band, binned spectral MSE); and the model equivariance error (Definition 3.1). The rollout and
 its errors are ``pipeline.rollout``'s; docs/metrics.md defines every metric.
+
+Persistence (:class:`Persistence`, :func:`evaluate_persistence`), the last input frame repeated for every step,
+is scored by the same functions on the same samples, so its numbers compare with the models' one for one.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from .files import write_json
 from .models import count_parameters
 from .loader import SampleSource
 from .rollout import Samples, load_model, resolve_device, rollout, split_rmse
+from .runs import PERSISTENCE
 
 log = logging.getLogger("pipeline")
 
@@ -54,6 +58,34 @@ def mean_rotation_equivariance_error(model: torch.nn.Module, samples: Samples, b
     return total / n
 
 
+class Persistence(torch.nn.Module):
+    """The next frame is the last input frame: rolled out, every step repeats the window's last input frame.
+    No parameters; exactly equivariant to every symmetry of the data (it commutes with any action on frames)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, -1]
+
+
+def _split_metrics(model: torch.nn.Module, source: SampleSource, params: dict) -> tuple[dict, Samples]:
+    """Every split's scores of ``model`` (validation over the test rollout length, then the test splits the windows
+    have) and the validation samples."""
+    ds, wcfg, batch = source.dataset, params["windows"], params["eval_batch"]
+    steps, threshold = int(wcfg["rollout"]), params["correlation_threshold"]
+    valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
+    out = split_scores(model, valid, batch, "valid", threshold=threshold)
+    for split in TEST_SPLITS:
+        if split in wcfg:
+            samples = source.samples(datasets.split_windows(ds, split, wcfg))
+            out.update(split_scores(model, samples, batch, split, threshold=threshold))
+    return out, valid
+
+
+def _check_finite(out: dict, name: str) -> None:
+    bad = [k for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        raise FloatingPointError(f"{name}: non-finite {', '.join(bad)}")
+
+
 def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, output: str, device=None,
                  cache_mb: float | None = None) -> dict:
     """Write ``metrics.json`` of one trained run; returns its contents. ``params``: the rule's
@@ -68,12 +100,12 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     """
     numerics_state = numerics.configure("fp32", deterministic=True)
     device = resolve_device(device or params["device"])
-    wcfg, batch = params["windows"], params["eval_batch"]
+    batch = params["eval_batch"]
     model, saved = load_model(model_path, device)
     source = SampleSource(store, device, cache_mb)  # in memory when the store fits the cache
     ds = source.dataset
     family = ds.attrs["family"]
-    steps = int(wcfg["rollout"])
+    steps = int(params["windows"]["rollout"])
     out = {
         "dataset": dataset_name, "model": saved["name"], "seed": saved["seed"], "symmetry": saved["symmetry"],
         "alpha": saved["hyperparameters"].get("alpha"), "parameters": count_parameters(model),
@@ -82,22 +114,34 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
         "training_deterministic": saved["training"].get("deterministic", True),
         "evaluation_numerics": numerics_state, "device": str(device),
     }
-    threshold = params["correlation_threshold"]
-    valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
-    out.update(split_scores(model, valid, batch, "valid", threshold=threshold))
-    for split in TEST_SPLITS:
-        if split in wcfg:
-            samples = source.samples(datasets.split_windows(ds, split, wcfg))
-            out.update(split_scores(model, samples, batch, split, threshold=threshold))
+    scores, valid = _split_metrics(model, source, params)
+    out.update(scores)
     if saved["symmetry"] == "rotation":
         out["equivariance_error"] = mean_rotation_equivariance_error(model, valid, batch)
     if family == "equivariance":
         out["level"] = ds.attrs["level"]
         out["data_equivariance_error"] = ds.attrs["data_equivariance_error"]
-    bad = [k for k, v in out.items() if isinstance(v, float) and not math.isfinite(v)]
-    if bad:
-        raise FloatingPointError(f"{dataset_name}/{saved['name']}/seed{saved['seed']}: non-finite {', '.join(bad)}")
+    _check_finite(out, f"{dataset_name}/{saved['name']}/seed{saved['seed']}")
     write_json(out, output)
     log.info("%s/%s/seed%s: %s", dataset_name, saved["name"], saved["seed"],
              ", ".join(f"{k} {v:.4f}" for k, v in out.items() if k.endswith(("_rmse", "_error")) and isinstance(v, float)))
+    return out
+
+
+def evaluate_persistence(params: dict, dataset_name: str, store: str, output: str, device=None,
+                         cache_mb: float | None = None) -> dict:
+    """Write the ``metrics.json`` of persistence on ``dataset_name`` (:class:`Persistence`): the entries of
+    :func:`evaluate_run` that apply (every split's scores from the same functions and samples; ``seed`` null,
+    ``parameters`` 0, no training keys). ``params``: the evaluation's (``pipeline.runs.evaluate_params``)."""
+    numerics_state = numerics.configure("fp32", deterministic=True)
+    device = resolve_device(device or params["device"])
+    source = SampleSource(store, device, cache_mb)
+    out = {"dataset": dataset_name, "model": PERSISTENCE, "seed": None, "parameters": 0,
+           "rollout_steps": int(params["windows"]["rollout"]), "evaluation_numerics": numerics_state,
+           "device": str(device)}
+    out.update(_split_metrics(Persistence(), source, params)[0])
+    _check_finite(out, f"{dataset_name}/{PERSISTENCE}")
+    write_json(out, output)
+    log.info("%s/%s: %s", dataset_name, PERSISTENCE,
+             ", ".join(f"{k} {v:.4f}" for k, v in out.items() if k.endswith("_rmse") and isinstance(v, float)))
     return out

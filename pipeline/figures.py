@@ -24,6 +24,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .runs import PERSISTENCE  # noqa: E402
+
 COLUMN = 3.4   # inches: one column of the ICML two-column layout
 PAGE = 7.0     # inches: the full text width
 DPI = 200
@@ -31,8 +33,9 @@ DPI = 200
 VELOCITY_UNIT = "cells / time unit"
 
 # name in the model registry -> (display name, colour, marker). Relaxed (approximately equivariant) models
-# in warm colours, baselines in cool colours and greys.
+# in warm colours, baselines in cool colours and greys; persistence, the no-model floor, black and dotted.
 MODEL_STYLES = {
+    "persistence": ("Persistence", "#000000", ""),  # the floor: the last input frame repeated (pipeline.runs)
     "mlp": ("MLP", "#7f7f7f", "x"),
     "conv": ("Conv", "#1f77b4", "o"),
     "equiv": ("Equiv", "#17becf", "s"),
@@ -97,6 +100,11 @@ def model_marker(model: str) -> str:
     return MODEL_STYLES[model][2] if model in MODEL_STYLES else "o"
 
 
+def model_linestyle(model: str) -> str:
+    """Dotted for persistence, which is no model but the floor every model is read against; solid otherwise."""
+    return ":" if model == PERSISTENCE else "-"
+
+
 def model_order(models) -> list[str]:
     """Models in the order of :data:`MODEL_STYLES` (unknown names last, alphabetically)."""
     known = list(MODEL_STYLES)
@@ -157,7 +165,7 @@ def plot_rollout(df: pd.DataFrame, dataset: str | None = None):
                 continue
             steps, mean, std = m["step"].to_numpy(), m["rmse_mean"].to_numpy(), np.nan_to_num(m["rmse_std"].to_numpy())
             ax.plot(steps, mean, color=model_color(model), marker=model_marker(model), markevery=_every(len(steps)),
-                    label=model_label(model, dataset))
+                    linestyle=model_linestyle(model), label=model_label(model, dataset))
             ax.fill_between(steps, mean - std, mean + std, color=model_color(model), alpha=0.15, linewidth=0)
         title = split_label(split) if dataset is None else f"{dataset.capitalize()}: {split_label(split).lower()}"
         ax.set_title(title)
@@ -391,14 +399,14 @@ def plot_predictions(target: np.ndarray, predictions: dict, steps, dataset: str 
 def choose_models(table1: pd.DataFrame, dataset: str, split: str = "test_domain", baselines: int = 2,
                   models=None) -> list[str]:
     """Models of Figure 3: ``models`` when given, else the relaxed model with the lowest ``split`` RMSE and
-    the ``baselines`` non-relaxed models with the lowest (in that order)."""
+    the ``baselines`` non-relaxed trained models (not persistence) with the lowest (in that order)."""
     if models:
         return list(models)
     _require(table1, ["dataset", "model", "split", "rmse_mean"], "table1")
     t = table1[(table1["dataset"] == dataset) & (table1["split"] == split)].dropna(subset=["rmse_mean"])
     if t.empty:
         raise ValueError(f"table1 has no {split} rows for {dataset!r}")
-    t = t.sort_values(["rmse_mean", "model"])
+    t = t[t["model"] != PERSISTENCE].sort_values(["rmse_mean", "model"])  # persistence has no model.pt to roll out
     relaxed = t[t["model"].isin(RELAXED)]["model"].tolist()[:1]
     others = t[~t["model"].isin(RELAXED)]["model"].tolist()[:baselines]
     return relaxed + others
@@ -471,10 +479,10 @@ def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8):
             m = part[part["model"] == model]
             curve = m.groupby("step")["correlation"].agg(["mean", "std"]).sort_index()
             times = [correlation_time(g.sort_values("step")["correlation"].to_numpy(), threshold)
-                     for _, g in m.groupby("seed")]
+                     for _, g in m.groupby("seed", dropna=False)]  # persistence has no seed
             steps, mean, std = curve.index.to_numpy(), curve["mean"].to_numpy(), np.nan_to_num(curve["std"].to_numpy())
             ax.plot(steps, mean, color=model_color(model), marker=model_marker(model), markevery=_every(len(steps)),
-                    label=f"{model_label(model, dataset)} ({np.mean(times):.1f})")
+                    linestyle=model_linestyle(model), label=f"{model_label(model, dataset)} ({np.mean(times):.1f})")
             ax.fill_between(steps, mean - std, mean + std, color=model_color(model), alpha=0.15, linewidth=0)
         ax.axhline(threshold, color="0.4", linestyle=":", linewidth=1)
         ax.set_title(f"{dataset.capitalize()}: {split_label(split).lower()}")

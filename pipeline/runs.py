@@ -15,6 +15,11 @@ from dataclasses import asdict, dataclass
 from . import external
 from .catalogue import FAMILIES
 
+# The floor under every model (pipeline.evaluate.Persistence): the last input frame repeated for every rollout
+# step. No parameters and no training; evaluated like a model (``results/runs/{dataset}/persistence/metrics.json``)
+# and shown beside the models in Table 1, the rollout tables and the rollout and correlation figures.
+PERSISTENCE = "persistence"
+
 TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length", "precision", "deterministic")
 # The window keys each job reads (windows of the other splits do not change its result).
 TRAIN_WINDOW_KEYS = ("offset", "input_length", "train", "valid")

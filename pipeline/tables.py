@@ -3,6 +3,10 @@ the equivariance levels (Figure 4), per-step rollout errors (Figure 3), the alph
 per-step metric of every run in long format.
 
 Across seeds: the mean and the sample standard deviation (``ddof=1``; NaN for a single seed).
+
+Persistence (``pipeline.runs.PERSISTENCE``: the last input frame repeated, no seed) is a model of every table whose
+metrics files include its ``metrics.json``; it comes first. Table 1 marks every model whose mean RMSE is not below
+persistence's on the same dataset and split (:data:`NOT_BELOW_MARK`; the CSV's ``below_persistence``).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import pandas as pd
 
 from . import paper
 from .files import write_table, write_text
+from .runs import PERSISTENCE
 
 SPLITS = ("test_future", "test_domain")
 SPLIT_LABELS = {"test_future": "future", "test_domain": "domain"}
@@ -28,7 +33,13 @@ def read_metrics(paths) -> list[dict]:
 
 
 def _model_order(models) -> list[str]:
-    return [m for m in paper.MODELS if m in set(models)] + sorted(set(models) - set(paper.MODELS))
+    """Persistence, the paper's models in its column order, then the others by name."""
+    known = (PERSISTENCE, *paper.MODELS)
+    return [m for m in known if m in set(models)] + sorted(set(models) - set(known))
+
+
+def _label(model: str) -> str:
+    return "Persistence" if model == PERSISTENCE else paper.LABELS.get(model, model)
 
 
 def _aggregate(rows: list[dict], keys: list[str], value: str, prefix: str) -> pd.DataFrame:
@@ -44,7 +55,9 @@ def _aggregate(rows: list[dict], keys: list[str], value: str, prefix: str) -> pd
 # --- Table 1 -----------------------------------------------------------------------------------------------
 
 def table1(metrics: list[dict]) -> pd.DataFrame:
-    """``dataset, model, split, rmse_mean, rmse_std, n_seeds, paper_mean, paper_std``."""
+    """``dataset, model, split, rmse_mean, rmse_std, n_seeds, paper_mean, paper_std, persistence_rmse,
+    below_persistence``: the last two compare each model's mean RMSE with persistence's on its dataset and split
+    (empty where persistence was not evaluated, and on persistence's own rows)."""
     rows = [{"dataset": m["dataset"], "model": m["model"], "split": s, "rmse": m[f"{s}_rmse"]}
             for m in metrics if m["dataset"] in FAMILIES for s in SPLITS]
     df = _aggregate(rows, ["dataset", "model", "split"], "rmse", "rmse")
@@ -54,7 +67,16 @@ def table1(metrics: list[dict]) -> pd.DataFrame:
     df = df.assign(_d=df.dataset.map(FAMILIES.index), _s=df.split.map(SPLITS.index), _m=df.model.map(order))
     df = df.sort_values(["_d", "_s", "_m"]).drop(columns=["_d", "_s", "_m"]).reset_index(drop=True)
     df["n_seeds"] = df["n_seeds"].astype(int)
+    floor = df[df.model == PERSISTENCE].set_index(["dataset", "split"])["rmse_mean"]
+    df["persistence_rmse"] = [floor.get((d, s), math.nan) for d, s in zip(df.dataset, df.split)]
+    below = [pd.NA if m == PERSISTENCE or math.isnan(p) else bool(r < p)
+             for m, r, p in zip(df.model, df.rmse_mean, df.persistence_rmse)]
+    df["below_persistence"] = pd.array(below, dtype="boolean")
     return df
+
+
+NOT_BELOW_MARK = {"md": "†", "tex": r"$^\dagger$"}
+NOT_BELOW_NOTE = "mean RMSE not below persistence's (the last input frame repeated for every step) on that row"
 
 
 def _cell(mean: float, std: float, pm: str, digits: int = 3) -> str:
@@ -63,9 +85,10 @@ def _cell(mean: float, std: float, pm: str, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f}{pm}{std:.{digits}f}"
 
 
-def _grid(df: pd.DataFrame, pm: str, value: str = "rmse") -> tuple[list[str], list[tuple[str, list[str]]]]:
+def _grid(df: pd.DataFrame, pm: str, value: str = "rmse", mark: str = "") -> tuple[list[str], list[tuple[str, list[str]]]]:
     """Column models and rows ``(label, cells)`` laid out like the paper: ours (``{value}_mean +- {value}_std``),
-    then the paper's in brackets where the table has the paper's column."""
+    then ``mark`` where the table says the model is not below persistence, then the paper's in brackets where the
+    table has the paper's column."""
     models = _model_order(df.model)
     rows = []
     for (dataset, split), part in df.groupby(["dataset", "split"], sort=False):
@@ -77,6 +100,8 @@ def _grid(df: pd.DataFrame, pm: str, value: str = "rmse") -> tuple[list[str], li
                 continue
             r = by_model.loc[m]
             ours = _cell(r[f"{value}_mean"], r[f"{value}_std"], pm)
+            if mark and "below_persistence" in r and not pd.isna(r.below_persistence) and not r.below_persistence:
+                ours += mark
             theirs = _cell(r.paper_mean, r.paper_std, pm, digits=2) if "paper_mean" in r else "-"
             cells.append(ours if theirs == "-" else f"{ours} ({theirs})")
         rows.append((f"{dataset} {SPLIT_LABELS[split]}", cells))
@@ -84,20 +109,25 @@ def _grid(df: pd.DataFrame, pm: str, value: str = "rmse") -> tuple[list[str], li
 
 
 def table1_markdown(df: pd.DataFrame) -> str:
-    models, rows = _grid(df, " ± ")
+    models, rows = _grid(df, " ± ", mark=NOT_BELOW_MARK["md"])
     lines = ["RMSE of the 20-step rollout, mean ± std over seeds; the paper's value in brackets.", "",
-             "| | " + " | ".join(paper.LABELS.get(m, m) for m in models) + " |",
+             "| | " + " | ".join(_label(m) for m in models) + " |",
              "|---" * (len(models) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    if PERSISTENCE in models:
+        lines += ["", f"{NOT_BELOW_MARK['md']} {NOT_BELOW_NOTE}."]
     return "\n".join(lines) + "\n"
 
 
 def table1_latex(df: pd.DataFrame) -> str:
-    models, rows = _grid(df, r"$\pm$")
+    models, rows = _grid(df, r"$\pm$", mark=NOT_BELOW_MARK["tex"])
     lines = [r"\begin{tabular}{l" + "c" * len(models) + "}", r"\toprule",
-             " & " + " & ".join(paper.LABELS.get(m, m.replace("_", r"\_")) for m in models) + r" \\", r"\midrule"]
+             " & " + " & ".join(_label(m).replace("_", r"\_") for m in models) + r" \\", r"\midrule"]
     lines += [f"{label} & " + " & ".join(cells) + r" \\" for label, cells in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
+    lines.append(r"\bottomrule")
+    if PERSISTENCE in models:
+        lines.append(rf"\multicolumn{{{len(models) + 1}}}{{l}}{{\footnotesize {NOT_BELOW_MARK['tex']} {NOT_BELOW_NOTE}.}} \\")
+    lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"
 
 
@@ -129,7 +159,7 @@ def table1_vrmse_markdown(df: pd.DataFrame) -> str:
     lines = ["VRMSE (The Well) of the rollout: per sample, step and velocity component, the RMSE over the target's "
              "spatial standard deviation (Bessel-corrected), averaged; just under 1 = predicting the target's mean. "
              "Mean ± std over seeds.", "",
-             "| | " + " | ".join(paper.LABELS.get(m, m) for m in models) + " |",
+             "| | " + " | ".join(_label(m) for m in models) + " |",
              "|---" * (len(models) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     return "\n".join(lines) + "\n"

@@ -101,7 +101,8 @@ def test_store_opens_as_a_labelled_xarray_dataset(tmp_path):
     import zarr
     assert zarr.open_group(str(path), mode="r").metadata.consolidated_metadata is not None
     lazy_ds = datasets.open_store(path)
-    assert isinstance(lazy_ds.velocity, zarr.Array) and lazy_ds.roles == ["train", "test_domain", "train"]
+    assert isinstance(lazy_ds.velocity.array, zarr.Array) and lazy_ds.roles == ["train", "test_domain", "train"]
+    np.testing.assert_array_equal(lazy_ds.velocity[1, 2:4], velocity[1, 2:4])
 
 
 def test_load_errors_name_the_path(tmp_path):

@@ -79,3 +79,36 @@ def test_metrics_of_an_equivariance_level(tmp_path):
     assert "test_future_rmse" not in m and "test_domain_rmse" not in m
     assert (m["level"], m["data_equivariance_error"]) == (2, 0.25)
     assert 0 <= m["equivariance_error"] < 1e-5  # E2CNN: exactly C4-equivariant, so the metric is round-off
+
+
+def test_persistence_scores_the_last_input_frame_repeated(tmp_path):
+    """Known answer: each test window's error against its last input frame, by a naive loop over windows, steps
+    and elements; through the store, whole and chunk by chunk."""
+    import numpy as np
+
+    store = write_synthetic_store(tmp_path / "translation.zarr")
+    params = runs.evaluate_params(tiny_config(), "translation")
+    w = params["windows"]
+    v = datasets.load(store).velocity.astype(np.float64)
+    for cache_mb in (None, 1e-6):
+        out = evaluate.evaluate_persistence(params, "translation", store, str(tmp_path / "p.json"), cache_mb=cache_mb)
+        assert json.loads((tmp_path / "p.json").read_text()) == out
+        assert (out["model"], out["seed"], out["parameters"]) == ("persistence", None, 0)
+        for split, sims in (("test_future", [0, 1]), ("test_domain", [2])):
+            steps = w["rollout"]
+            sq, n = [0.0] * steps, [0] * steps
+            for sim in sims:
+                for start in range(*w[split]):
+                    last = start + w["offset"] + w["input_length"] - 1
+                    for k in range(steps):
+                        for value_t, value_p in zip(v[sim, last + 1 + k].ravel(), v[sim, last].ravel()):
+                            sq[k] += (value_t - value_p) ** 2
+                            n[k] += 1
+            per_step = [math.sqrt(sq[k] / n[k]) for k in range(steps)]
+            assert out[f"{split}_rmse_per_step"] == pytest.approx(per_step, rel=1e-5)
+            assert out[f"{split}_rmse"] == pytest.approx(math.sqrt(sum(sq) / sum(n)), rel=1e-5)
+            assert out[f"{split}_rmse"] > 0.1  # the fields drift one cell a frame: persistence is far off
+    x = torch.randn(2, 3, 2, 4, 4)
+    with torch.no_grad():
+        assert torch.equal(rollout(evaluate.Persistence(), x, 4), x[:, -1:].expand(2, 4, 2, 4, 4))
+    assert not list(evaluate.Persistence().parameters())

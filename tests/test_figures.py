@@ -294,3 +294,27 @@ def test_symmetry_breaking_figures(tmp_path):
                      (figures.symmetry_breaking_rotation_figure, "sb_rotation.png")):
         fn(str(table), str(tmp_path / name), dpi=DPI)
         _png(tmp_path / name, figures.PAGE, 2.6)
+
+
+def test_persistence_is_a_dotted_black_line_of_the_rollout_and_correlation_figures(tmp_path):
+    fig = figures.plot_rollout(_rollout_table(("conv", "persistence")), "rotation")
+    for ax in fig.axes:
+        line = [ln for ln in ax.get_lines() if ln.get_label() == "Persistence"]
+        assert len(line) == 1 and line[0].get_linestyle() == ":" and line[0].get_color() == "#000000"
+        np.testing.assert_allclose(line[0].get_ydata(), [0.2, 0.4, 0.6, 0.8])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Persistence", "Conv"]
+    # persistence has no seed (empty in the long table); its correlation 0.85, 0.70, ... -> correlation time 1
+    persistence = [dict(dataset="rotation", model="persistence", seed=None, split=sp, step=k, rmse=0.2 * k,
+                        correlation=1.0 - 0.15 * k) for sp in ("valid", "test_future", "test_domain") for k in range(1, 7)]
+    table = tmp_path / "metrics_long.csv"
+    pd.concat([_long_table(), pd.DataFrame(persistence)]).to_csv(table, index=False)
+    fig = figures.plot_correlation(pd.read_csv(table), "rotation", threshold=0.8)
+    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert texts[0] == "Persistence (1.0)" and len(texts) == 3
+    assert fig.axes[0].get_lines()[0].get_linestyle() == ":"
+
+
+def test_figure_3_never_picks_persistence():
+    t = pd.DataFrame([dict(dataset="translation", model=m, split="test_domain", rmse_mean=v)
+                      for m, v in (("persistence", 0.1), ("conv", 0.5), ("mlp", 0.9), ("rgroup", 0.4))])
+    assert figures.choose_models(t, "translation", baselines=2) == ["rgroup", "conv", "mlp"]

@@ -22,7 +22,9 @@ RUNS = [run("rotation", "rsteer", s, 0.8 + 0.1 * s, 0.6 + 0.1 * s) for s in rang
 
 def test_table1_aggregates_seeds_and_carries_the_paper():
     df = tables.table1(RUNS)
-    assert list(df.columns) == ["dataset", "model", "split", "rmse_mean", "rmse_std", "n_seeds", "paper_mean", "paper_std"]
+    assert list(df.columns) == ["dataset", "model", "split", "rmse_mean", "rmse_std", "n_seeds", "paper_mean", "paper_std",
+                                "persistence_rmse", "below_persistence"]
+    assert df.below_persistence.isna().all() and df.persistence_rmse.isna().all()  # no persistence evaluated
     r = df[(df.dataset == "rotation") & (df.model == "rsteer") & (df.split == "test_future")].iloc[0]
     assert (r.rmse_mean, r.rmse_std, r.n_seeds) == (pytest.approx(0.9), pytest.approx(0.1), 3)
     assert (r.paper_mean, r.paper_std) == paper.table1("rotation", "test_future", "rsteer") == (0.80, 0.00)
@@ -40,6 +42,41 @@ def test_table1_renderings_lay_out_like_the_paper():
     assert "| translation domain | 0.700 (0.68 ± 0.05) |  |" in md
     tex = tables.table1_latex(df)
     assert r"\toprule" in tex and r"rotation domain & 1.200$\pm$0.141 (1.10$\pm$0.05)" in tex
+
+
+# persistence on translation: future 1.0 (= conv's 1.0: not below), domain 0.8 (conv 0.7: below); on rotation:
+# future 1.0 (conv 1.3: not below; rsteer 0.9: below), domain 2.0 (both below)
+PERSISTENCE_RUNS = [run("translation", "persistence", None, 1.0, 0.8), run("rotation", "persistence", None, 1.0, 2.0)]
+
+
+def test_table1_marks_every_model_not_below_persistence(tmp_path):
+    paths = []
+    for i, m in enumerate(RUNS + PERSISTENCE_RUNS):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(m))
+    out = {ext: tmp_path / f"table1.{ext}" for ext in ("csv", "md", "tex")}
+    tables.write_table1(paths, out["csv"], out["md"], out["tex"])
+    df = pd.read_csv(out["csv"])
+    flags = {(r.dataset, r.model, r.split): r.below_persistence for r in df.itertuples()}
+    assert flags[("translation", "conv", "test_future")] == False  # noqa: E712 - equal is not below
+    assert flags[("translation", "conv", "test_domain")] == True  # noqa: E712
+    assert flags[("rotation", "conv", "test_future")] == False  # noqa: E712
+    assert flags[("rotation", "rsteer", "test_future")] == True  # noqa: E712
+    assert flags[("rotation", "conv", "test_domain")] == True and flags[("rotation", "rsteer", "test_domain")] == True  # noqa: E712
+    assert all(pd.isna(v) for (_, m, _), v in flags.items() if m == "persistence")
+    assert df[df.model == "persistence"].paper_mean.isna().all()
+    assert (df[df.model != "persistence"].persistence_rmse.tolist()
+            == [1.0, 0.8, 1.0, 1.0, 2.0, 2.0])  # per (dataset, split) of each model row, in the table's order
+    assert df.model.tolist()[:2] == ["persistence", "conv"]  # persistence first
+    md = out["md"].read_text()
+    assert "| | Persistence | Conv | RSteer |" in md
+    assert "| translation future | 1.000 | 1.000† (0.94 ± 0.02) |  |" in md
+    assert "| translation domain | 0.800 | 0.700 (0.68 ± 0.05) |  |" in md
+    assert "| rotation future | 1.000 | 1.300 ± 0.141† (1.21 ± 0.01) | 0.900 ± 0.100 (0.80 ± 0.00) |" in md
+    assert md.count("†") == 3 and "† mean RMSE not below persistence's" in md
+    tex = out["tex"].read_text()
+    assert r"translation future & 1.000 & 1.000$^\dagger$ (0.94$\pm$0.02)" in tex and tex.count(r"$^\dagger$") == 3
+    assert r"\multicolumn{4}{l}" in tex
 
 
 def test_equivariance_rollout_and_sweep_tables(tmp_path):

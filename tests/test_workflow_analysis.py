@@ -27,6 +27,13 @@ def test_quick_preset_builds_every_analysis_target(tmp_path):
                  "figure_symmetry_breaking_rotation"):
         assert jobs.get(rule) == 1, rule
     assert jobs["figure_correlation"] == 3
+    assert jobs["evaluate_persistence"] == 3  # one per family: no training job, no seed
+
+
+def test_persistence_needs_only_its_store(tmp_path):
+    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml",
+                 target="results/runs/rotation/persistence/metrics.json")
+    assert jobs == {"simulate_shard": 2, "assemble_dataset": 1, "evaluate_persistence": 1, "total": 4}
 
 
 def test_vrmse_view_only_when_asked_and_no_analysis_without_relaxed_models(tmp_path):
@@ -35,6 +42,7 @@ def test_vrmse_view_only_when_asked_and_no_analysis_without_relaxed_models(tmp_p
     (tmp_path / "off.yaml").write_text(yaml.safe_dump(off))
     jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "off.yaml")
     assert jobs["metrics_long_table"] == 1 and jobs["figure_correlation"] == 2
+    assert jobs["evaluate_persistence"] == 2  # the families that train a model (scaling trains none here)
     assert not {"table1_vrmse", "symmetry_breaking_table", "figure_symmetry_breaking"} & set(jobs)
     assert _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "off.yaml",
                  target="results/tables/table1_vrmse.md")["table1_vrmse"] == 1

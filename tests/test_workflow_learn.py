@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 import yaml
 
@@ -42,13 +43,22 @@ def test_tiny_workflow_trains_evaluates_and_tabulates(tmp_path):
         assert (tmp_path / "results" / "logs" / "train" / "translation" / model / "seed0.log").stat().st_size > 0
         assert (tmp_path / "results" / "benchmarks" / "train" / "translation" / model / "seed0.tsv").exists()
 
+    # persistence: evaluated without training, a row of Table 1 per split, every model compared with it
+    p = json.loads((tmp_path / "results" / "runs" / "translation" / "persistence" / "metrics.json").read_text())
+    assert (p["model"], p["seed"], p["parameters"], p["rollout_steps"]) == ("persistence", None, 0, steps)
     t1 = pd.read_csv(tmp_path / "results" / "tables" / "table1.csv")
-    assert len(t1) == 2 * len(MODELS) and set(t1.model) == set(MODELS) and (t1.dataset == "translation").all()
-    assert (t1.n_seeds == 1).all() and t1.rmse_mean.map(math.isfinite).all()
-    assert t1.paper_mean.tolist() == [0.94, 0.71, 0.68, 0.62]
-    assert "| translation future |" in (tmp_path / "results" / "tables" / "table1.md").read_text()
+    assert len(t1) == 2 * (len(MODELS) + 1) and set(t1.model) == {"persistence", *MODELS}
+    assert (t1.dataset == "translation").all() and (t1.n_seeds == 1).all() and t1.rmse_mean.map(math.isfinite).all()
+    trained = t1[t1.model != "persistence"]
+    assert trained.paper_mean.tolist() == [0.94, 0.71, 0.68, 0.62]
+    for split in ("test_future", "test_domain"):
+        assert t1[t1.split == split].persistence_rmse.tolist() == pytest.approx([p[f"{split}_rmse"]] * 3, rel=1e-6)
+    assert (trained.below_persistence == (trained.rmse_mean < trained.persistence_rmse)).all()
+    md = (tmp_path / "results" / "tables" / "table1.md").read_text()
+    assert "| translation future |" in md and "| | Persistence | Conv | RGroup |" in md
+    assert md.count("†") == 1 + int((~trained.below_persistence.astype(bool)).sum())  # the note's and each mark
     sizes = pd.read_csv(tmp_path / "results" / "tables" / "models.csv")
     assert sizes.model.tolist() == MODELS and (sizes.family == "translation").all()
     assert (sizes.parameters > 0).all() and (sizes.fwd_bwd_ms_cpu > 0).all() and sizes.under_budget.all()
     ro = pd.read_csv(tmp_path / "results" / "tables" / "rollout_translation.csv")
-    assert len(ro) == len(MODELS) * 2 * steps and ro.rmse_mean.map(math.isfinite).all()
+    assert len(ro) == (len(MODELS) + 1) * 2 * steps and ro.rmse_mean.map(math.isfinite).all()

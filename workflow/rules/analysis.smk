@@ -19,7 +19,7 @@ ANALYSIS = (
 
 rule metrics_long_table:
     input:
-        run_metrics(DATASETS),
+        run_metrics(DATASETS) + persistence_metrics(FAMILY_DATASETS + EXTERNAL_DATASETS),
     output:
         report("results/tables/metrics_long.csv", caption="../report/metrics_long.rst", category="Tables"),
     log:
@@ -38,7 +38,7 @@ rule metrics_long_table:
 
 rule table1_vrmse:
     input:
-        run_metrics(FAMILY_DATASETS),
+        run_metrics(FAMILY_DATASETS) + persistence_metrics(FAMILY_DATASETS),
     output:
         csv=report("results/tables/table1_vrmse.csv", caption="../report/table1_vrmse.rst", category="Tables"),
         md=report("results/tables/table1_vrmse.md", caption="../report/table1_vrmse.rst", category="Tables"),

@@ -84,6 +84,17 @@ def run_metrics(datasets):
             for d in datasets for m in config["models"][family_of(d, config)] for s in SEEDS]
 
 
+# Persistence (pipeline.runs.PERSISTENCE: the last input frame repeated), evaluated once per dataset that trains a
+# model, with no training job: a row of Table 1, of the rollout tables and of the rollout and correlation figures.
+PERSISTENCE_RUN = f"results/runs/{{dataset}}/{runs.PERSISTENCE}"
+
+
+def persistence_metrics(datasets):
+    """metrics.json of persistence on each of ``datasets`` that trains at least one model."""
+    return [f"{PERSISTENCE_RUN}/metrics.json".format(dataset=d) for d in datasets
+            if config["models"][family_of(d, config)]]
+
+
 SWEEP_METRICS = expand(f"{SWEEP_RUN}/metrics.json", dataset=SWEEP["dataset"], model=SWEEP["model"], alpha=ALPHAS,
                        seed=SEEDS)
 TABLES = [

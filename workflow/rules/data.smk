@@ -100,3 +100,22 @@ rule equivariance_table:
         "../../envs/simulation.yaml"
     script:
         "../scripts/equivariance_table.py"
+
+
+# Reads every chunk of every store the config defines (those built so far) and reports damaged chunks, changing
+# nothing (pipeline/integrity.py); fails when any is damaged. No input, so it never builds a store; no output, so
+# it runs whenever asked: `snakemake verify`.
+rule verify:
+    params:
+        stores=DATASETS_ALL,
+    log:
+        "results/logs/verify.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=grow(2000),
+        runtime=grow(60),
+    conda:
+        "../../envs/simulation.yaml"
+    script:
+        "../scripts/verify.py"

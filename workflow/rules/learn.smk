@@ -68,6 +68,28 @@ rule evaluate:
         "../scripts/evaluate.py"
 
 
+# Persistence, the floor under every model: scored by the evaluation's functions on the same samples (same params).
+rule evaluate_persistence:
+    input:
+        store="results/data/{dataset}.zarr",
+    output:
+        f"{PERSISTENCE_RUN}/metrics.json",
+    params:
+        run=evaluate_params,
+    log:
+        "results/logs/evaluate/{dataset}/persistence.log",
+    threads: RESOURCES["threads"]
+    resources:
+        mem_mb=grow(RESOURCES["mem_mb"]),
+        runtime=grow(60),
+        gpu=RESOURCES["gpu"],
+        cache_mb=CACHE_MB,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/evaluate_persistence.py"
+
+
 use rule evaluate as evaluate_alpha with:
     input:
         store="results/data/{dataset}.zarr",

@@ -3,7 +3,7 @@
 
 rule table1:
     input:
-        run_metrics(FAMILY_DATASETS),
+        run_metrics(FAMILY_DATASETS) + persistence_metrics(FAMILY_DATASETS),
     output:
         csv=report("results/tables/table1.csv", caption="../report/table1.rst", category="Tables"),
         md=report("results/tables/table1.md", caption="../report/table1.rst", category="Tables"),
@@ -43,7 +43,7 @@ rule equivariance_models_table:
 
 rule rollout_table:
     input:
-        lambda wc: run_metrics([wc.dataset]),
+        lambda wc: run_metrics([wc.dataset]) + persistence_metrics([wc.dataset]),
     output:
         report("results/tables/rollout_{dataset}.csv", caption="../report/rollout.rst", category="Tables"),
     wildcard_constraints:
