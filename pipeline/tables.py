@@ -12,6 +12,7 @@ import math
 import pandas as pd
 
 from . import paper
+from .display import display_name
 from .files import write_table, write_text
 
 SPLITS = ("test_future", "test_domain")
@@ -83,29 +84,30 @@ def _grid(df: pd.DataFrame, pm: str, value: str = "rmse") -> tuple[list[str], li
     return models, rows
 
 
-def table1_markdown(df: pd.DataFrame) -> str:
+def table1_markdown(df: pd.DataFrame, own: dict | None = None) -> str:
+    """``own``: the display names of the models of one's own (``pipeline.display``), as in every table."""
     models, rows = _grid(df, " ± ")
     lines = ["RMSE of the 20-step rollout, mean ± std over seeds; the paper's value in brackets.", "",
-             "| | " + " | ".join(paper.LABELS.get(m, m) for m in models) + " |",
+             "| | " + " | ".join(display_name(m, own=own) for m in models) + " |",
              "|---" * (len(models) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     return "\n".join(lines) + "\n"
 
 
-def table1_latex(df: pd.DataFrame) -> str:
+def table1_latex(df: pd.DataFrame, own: dict | None = None) -> str:
     models, rows = _grid(df, r"$\pm$")
     lines = [r"\begin{tabular}{l" + "c" * len(models) + "}", r"\toprule",
-             " & " + " & ".join(paper.LABELS.get(m, m.replace("_", r"\_")) for m in models) + r" \\", r"\midrule"]
+             " & " + " & ".join(display_name(m, own=own).replace("_", r"\_") for m in models) + r" \\", r"\midrule"]
     lines += [f"{label} & " + " & ".join(cells) + r" \\" for label, cells in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
 
-def write_table1(metric_files, csv_path, md_path, tex_path) -> pd.DataFrame:
+def write_table1(metric_files, csv_path, md_path, tex_path, own: dict | None = None) -> pd.DataFrame:
     df = table1(read_metrics(metric_files))
     write_table(df, csv_path)
-    write_text(table1_markdown(df), md_path)
-    write_text(table1_latex(df), tex_path)
+    write_text(table1_markdown(df, own), md_path)
+    write_text(table1_latex(df, own), tex_path)
     return df
 
 
@@ -124,20 +126,20 @@ def table1_vrmse(metrics: list[dict]) -> pd.DataFrame:
     return df
 
 
-def table1_vrmse_markdown(df: pd.DataFrame) -> str:
+def table1_vrmse_markdown(df: pd.DataFrame, own: dict | None = None) -> str:
     models, rows = _grid(df, " ± ", value="vrmse")
     lines = ["VRMSE of the 20-step rollout (RMSE over the target's spatial standard deviation, per component, "
              "averaged; 1 = predicting the target's mean), mean ± std over seeds.", "",
-             "| | " + " | ".join(paper.LABELS.get(m, m) for m in models) + " |",
+             "| | " + " | ".join(display_name(m, own=own) for m in models) + " |",
              "|---" * (len(models) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_table1_vrmse(metric_files, csv_path, md_path) -> pd.DataFrame:
+def write_table1_vrmse(metric_files, csv_path, md_path, own: dict | None = None) -> pd.DataFrame:
     df = table1_vrmse(read_metrics(metric_files))
     write_table(df, csv_path)
-    write_text(table1_vrmse_markdown(df), md_path)
+    write_text(table1_vrmse_markdown(df, own), md_path)
     return df
 
 
