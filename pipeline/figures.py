@@ -204,7 +204,7 @@ def plot_equivariance(df: pd.DataFrame, own: dict | None = None):
 # --- Figure 7: the alpha sweep -----------------------------------------------------------------------------
 
 @_styled
-def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling"):
+def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling", own: dict | None = None):
     """Test RMSE against the regulariser weight alpha: log axis, alpha = 0 as a separate point on the left.
 
     Lines join the positive alphas; alpha = 0 sits one decade left of the smallest positive alpha, behind a
@@ -243,7 +243,7 @@ def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling"
     ax.set_xlim(lo / 2.5, hi * 2.5)
     ax.set_xlabel(r"Regularisation weight $\alpha$")
     ax.set_ylabel(f"RMSE ({VELOCITY_UNIT})")
-    ax.set_title(f"{model_label(model, dataset)} on {dataset}")
+    ax.set_title(f"{model_label(model, dataset, own)} on {dataset}")
     ax.legend()
     return fig
 
@@ -251,7 +251,7 @@ def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling"
 # --- the hyper-parameter search --------------------------------------------------------------------------
 
 @_styled
-def plot_tuning(df: pd.DataFrame):
+def plot_tuning(df: pd.DataFrame, own: dict | None = None):
     """Validation RMSE of every trial against its index, one panel per dataset, one colour per model: trained
     trials as markers, the best so far as a line, the chosen trial ringed. Trial 0 is the config's setting."""
     _require(df, ["dataset", "model", "trial", "status", "chosen", "valid_rmse"], "hyperparameters table")
@@ -267,7 +267,7 @@ def plot_tuning(df: pd.DataFrame):
             color = model_color(model)
             ax.plot(trial, rmse, color=color, marker=model_marker(model), linestyle="none", markersize=3, alpha=0.6)
             ax.step(trial, np.minimum.accumulate(rmse), where="post", color=color,
-                    label=model_label(model, dataset))
+                    label=model_label(model, dataset, own))
             best = m[m["chosen"].astype(bool)]
             ax.plot(best["trial"].to_numpy(dtype=float), best["valid_rmse"].to_numpy(dtype=float), linestyle="none",
                     marker="o", markersize=8, markerfacecolor="none", markeredgecolor="black")
@@ -566,8 +566,9 @@ def equivariance_figure(table: str, output: str, dpi: int = DPI, own: dict | Non
     save(plot_equivariance(pd.read_csv(table), own), output, dpi=dpi)
 
 
-def alpha_figure(table: str, output: str, model: str = "rsteer", dataset: str = "scaling", dpi: int = DPI) -> None:
-    save(plot_alpha(pd.read_csv(table), model, dataset), output, dpi=dpi)
+def alpha_figure(table: str, output: str, model: str = "rsteer", dataset: str = "scaling", dpi: int = DPI,
+                 own: dict | None = None) -> None:
+    save(plot_alpha(pd.read_csv(table), model, dataset, own), output, dpi=dpi)
 
 
 def heat_figure(output: str, heat: dict, dpi: int = DPI) -> None:

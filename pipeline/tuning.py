@@ -371,8 +371,10 @@ def hyperparameters_table(drawn: list[dict], results: list[dict], selections: li
     return df.sort_values(["dataset", "model", "trial", "draw"], na_position="last").reset_index(drop=True)
 
 
-def table_job(trials_files, result_files, selection_files, csv_path: str, figure_path: str, dpi: int) -> None:
-    """The table rule: ``hyperparameters.csv`` and the figure of validation RMSE over trials."""
+def table_job(trials_files, result_files, selection_files, csv_path: str, figure_path: str, dpi: int,
+              own: dict | None = None) -> None:
+    """The table rule: ``hyperparameters.csv`` and the figure of validation RMSE over trials (``own``: the display
+    names of the models of one's own)."""
     from . import figures
 
     drawn = [yaml.safe_load(Path(p).read_text()) for p in trials_files]
@@ -380,4 +382,4 @@ def table_job(trials_files, result_files, selection_files, csv_path: str, figure
     selections = [yaml.safe_load(Path(p).read_text()) for p in selection_files]
     df = hyperparameters_table(drawn, results, selections)
     write_table(df, csv_path)
-    figures.save(figures.plot_tuning(df), figure_path, dpi=dpi)
+    figures.save(figures.plot_tuning(df, own), figure_path, dpi=dpi)

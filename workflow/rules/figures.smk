@@ -103,6 +103,7 @@ rule figure_alpha:
         model=config["alpha_sweep"]["model"],
         dataset=config["alpha_sweep"]["dataset"],
         dpi=FIGURES_CFG["dpi"],
+        own=OWN_NAMES,
     log:
         "results/logs/figures/fig7_alpha.log",
     threads: 1
