@@ -74,12 +74,6 @@ STYLE = {
 }
 
 
-def _family(dataset: str | None) -> str | None:
-    if dataset is None:
-        return None
-    return "equivariance" if dataset.startswith("equivariance") else dataset
-
-
 def model_label(model: str, dataset: str | None = None, own: dict | None = None) -> str:
     """Display name of ``model`` (:func:`pipeline.display.display_name`; ``own``: the models of one's own)."""
     return display_name(model, dataset, own)
