@@ -1,10 +1,10 @@
 """Config validation: the JSON schema (workflow/schemas/config.schema.yaml) plus the checks a schema
 cannot express (windows that fit in the simulated frames, held-out tasks that exist, model names, external
-datasets whose spec and path exist and that are configured like a family).
+datasets whose spec and path exist and that are configured like a family, models of one's own whose names are free).
 
 Snakemake runs it when it builds the DAG, so it imports only the standard library, yaml and jsonschema (both
-Snakemake's own dependencies) and the light modules ``catalogue``, ``runs``, ``external`` and the ``models`` name
-list."""
+Snakemake's own dependencies) and the light modules ``catalogue``, ``runs``, ``external``, the ``models`` name
+list and ``models.custom``'s registration (never the user's module)."""
 from __future__ import annotations
 
 import re
@@ -14,7 +14,7 @@ import yaml
 
 from . import external
 from .catalogue import FAMILIES, TEST_DOMAIN, TRAIN, frame_range, sim_keys, sim_roles, task_key
-from .models import names
+from .models import custom, names
 from .runs import selection_starts, symmetry_of
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -45,6 +45,10 @@ def validate(config: dict) -> dict:
         raise ConfigError(f"{_where(e.absolute_path)}: {e.message}")
     _check_semantics(config)
     _check_external(config)
+    try:
+        custom.check_config(config, names)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if "models" in config:
         _check_models(config)
     if "tuning" in config:
@@ -119,15 +123,21 @@ def _check_external(config: dict) -> None:
 
 
 def _check_models(config: dict) -> None:
-    """Every model named in ``models`` and ``alpha_sweep`` exists for its dataset's symmetry."""
+    """Every model named in ``models`` and ``alpha_sweep`` exists for its dataset's symmetry: one of the registry's
+    or one registered in ``custom_models`` for that symmetry."""
     wanted = [(f"config['models'][{f!r}]", symmetry_of(f if f != "equivariance" else "equivariance_0", config), m)
               for f, ms in config["models"].items() for m in ms]
     sweep = config["alpha_sweep"]
     wanted.append(("config['alpha_sweep']['model']", symmetry_of(sweep["dataset"], config), sweep["model"]))
+    own = custom.registered(config)
     for where, symmetry, name in wanted:
-        known = names(symmetry)
+        known = names(symmetry) + custom.names(config, symmetry)
+        if name in own and name not in known:
+            raise ConfigError(f"{where}: the model {name!r} of config['custom_models'] is registered for "
+                              f"{own[name]['symmetries']}, not for {symmetry!r}; add {symmetry!r} to its symmetries")
         if name not in known:
-            raise ConfigError(f"{where}: no model {name!r} for symmetry {symmetry!r}; expected one of {', '.join(known)}")
+            raise ConfigError(f"{where}: no model {name!r} for symmetry {symmetry!r}; expected one of "
+                              f"{', '.join(known)} (or a model of your own registered in config['custom_models'])")
 
 
 def _check_tuning(config: dict) -> None:

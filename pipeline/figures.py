@@ -1,8 +1,8 @@
 """Every figure of the pipeline: the paper's Figures 2, 3, 4 and 7, the per-step rollout errors and correlation,
 and the symmetry breaking read off the relaxed weights.
 
-This module is the one place that defines how a model looks (:data:`MODEL_STYLES`: display name, colour,
-marker) and how a split is named and drawn (:data:`SPLIT_STYLES`); every figure uses them. Each ``plot_*``
+This module is the one place that defines how a model looks (:data:`MODEL_STYLES`: colour and marker; its display
+name is ``pipeline.display``'s, shared with the tables) and how a split is named and drawn (:data:`SPLIT_STYLES`); every figure uses them. Each ``plot_*``
 function takes in-memory data (aggregated tables as pandas frames, arrays) and returns a matplotlib
 ``Figure`` sized for the paper (single column :data:`COLUMN` inches wide, full width :data:`PAGE`), so the
 tests can count its panels and lines; :func:`save` writes it. The ``*_figure`` functions at the end read
@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .display import display_name  # noqa: E402
 from .runs import PERSISTENCE  # noqa: E402
 
 COLUMN = 3.4   # inches: one column of the ICML two-column layout
@@ -32,24 +33,23 @@ DPI = 200
 
 VELOCITY_UNIT = "cells / time unit"
 
-# name in the model registry -> (display name, colour, marker). Relaxed (approximately equivariant) models
-# in warm colours, baselines in cool colours and greys; persistence, the no-model floor, black and dotted.
+# name in the model registry -> (colour, marker); display names: pipeline.display. Relaxed (approximately
+# equivariant) models in warm colours, baselines in cool colours and greys; persistence, the no-model floor, black
+# and dotted.
 MODEL_STYLES = {
-    "persistence": ("Persistence", "#000000", ""),  # the floor: the last input frame repeated (pipeline.runs)
-    "mlp": ("MLP", "#7f7f7f", "x"),
-    "conv": ("Conv", "#1f77b4", "o"),
-    "equiv": ("Equiv", "#17becf", "s"),
-    "rpp": ("Rpp", "#9467bd", "v"),
-    "combo": ("Combo", "#8c564b", "P"),
-    "clcnn": ("CLCNN", "#e377c2", "X"),
-    "lift": ("Lift", "#bcbd22", "^"),
-    "rgroup": ("RGroup", "#ff7f0e", "D"),
-    "rsteer": ("RSteer", "#d62728", "*"),
-    "rsteer_tr": ("RSteer-TR", "#2ca02c", "h"),
-    "rsteer_ts": ("RSteer-TS", "#006d2c", "p"),
+    PERSISTENCE: ("#000000", ""),  # the floor: the last input frame repeated (pipeline.runs)
+    "mlp": ("#7f7f7f", "x"),
+    "conv": ("#1f77b4", "o"),
+    "equiv": ("#17becf", "s"),
+    "rpp": ("#9467bd", "v"),
+    "combo": ("#8c564b", "P"),
+    "clcnn": ("#e377c2", "X"),
+    "lift": ("#bcbd22", "^"),
+    "rgroup": ("#ff7f0e", "D"),
+    "rsteer": ("#d62728", "*"),
+    "rsteer_tr": ("#2ca02c", "h"),
+    "rsteer_ts": ("#006d2c", "p"),
 }
-# The strictly equivariant model has the name of its architecture in the paper, per symmetry.
-EQUIV_NAMES = {"translation": "Conv", "rotation": "E2CNN", "scaling": "SESN", "equivariance": "E2CNN"}
 # Models of the paper's method (relaxed weight sharing); fig. 3 shows the best of these against baselines.
 RELAXED = ("rgroup", "rsteer", "rsteer_tr", "rsteer_ts")
 SPLIT_STYLES = {
@@ -77,27 +77,19 @@ STYLE = {
 }
 
 
-def _family(dataset: str | None) -> str | None:
-    if dataset is None:
-        return None
-    return "equivariance" if dataset.startswith("equivariance") else dataset
-
-
-def model_label(model: str, dataset: str | None = None) -> str:
-    """Display name of ``model``; ``equiv`` is named after its architecture when ``dataset`` says which."""
-    if model == "equiv" and _family(dataset) in EQUIV_NAMES:
-        return EQUIV_NAMES[_family(dataset)]
-    return MODEL_STYLES[model][0] if model in MODEL_STYLES else model
+def model_label(model: str, dataset: str | None = None, own: dict | None = None) -> str:
+    """Display name of ``model`` (:func:`pipeline.display.display_name`; ``own``: the models of one's own)."""
+    return display_name(model, dataset, own)
 
 
 def model_color(model: str) -> str:
     if model in MODEL_STYLES:
-        return MODEL_STYLES[model][1]
+        return MODEL_STYLES[model][0]
     return _FALLBACK_COLOURS[sum(map(ord, model)) % len(_FALLBACK_COLOURS)]
 
 
 def model_marker(model: str) -> str:
-    return MODEL_STYLES[model][2] if model in MODEL_STYLES else "o"
+    return MODEL_STYLES[model][1] if model in MODEL_STYLES else "o"
 
 
 def model_linestyle(model: str) -> str:
@@ -150,8 +142,9 @@ def save(fig, *paths, dpi: int = DPI) -> None:
 # --- per-step rollout errors ---------------------------------------------------------------------------
 
 @_styled
-def plot_rollout(df: pd.DataFrame, dataset: str | None = None):
-    """RMSE of every rolled-out step, one panel per test split, one line (mean, band +- std) per model."""
+def plot_rollout(df: pd.DataFrame, dataset: str | None = None, own: dict | None = None):
+    """RMSE of every rolled-out step, one panel per test split, one line (mean, band +- std) per model; ``own``:
+    the display names of the models of one's own (as in every plot)."""
     _require(df, ["model", "split", "step", "rmse_mean", "rmse_std"], "rollout table")
     splits = [s for s in SPLIT_STYLES if s in set(df["split"])] + sorted(set(df["split"]) - set(SPLIT_STYLES))
     models = model_order(df["model"])
@@ -165,7 +158,7 @@ def plot_rollout(df: pd.DataFrame, dataset: str | None = None):
                 continue
             steps, mean, std = m["step"].to_numpy(), m["rmse_mean"].to_numpy(), np.nan_to_num(m["rmse_std"].to_numpy())
             ax.plot(steps, mean, color=model_color(model), marker=model_marker(model), markevery=_every(len(steps)),
-                    linestyle=model_linestyle(model), label=model_label(model, dataset))
+                    linestyle=model_linestyle(model), label=model_label(model, dataset, own))
             ax.fill_between(steps, mean - std, mean + std, color=model_color(model), alpha=0.15, linewidth=0)
         title = split_label(split) if dataset is None else f"{dataset.capitalize()}: {split_label(split).lower()}"
         ax.set_title(title)
@@ -185,7 +178,7 @@ def _every(n: int) -> int:
 # --- Figure 4: model vs data equivariance error -----------------------------------------------------------
 
 @_styled
-def plot_equivariance(df: pd.DataFrame):
+def plot_equivariance(df: pd.DataFrame, own: dict | None = None):
     """Model equivariance error against the data's, one line per model with error bars over seeds."""
     _require(df, ["level", "data_equivariance_error", "model", "equivariance_error_mean", "equivariance_error_std"],
              "equivariance table")
@@ -198,7 +191,7 @@ def plot_equivariance(df: pd.DataFrame):
         m = df[df["model"] == model].sort_values("data_equivariance_error")
         ax.errorbar(m["data_equivariance_error"], m["equivariance_error_mean"], yerr=m["equivariance_error_std"].fillna(0),
                     color=model_color(model), marker=model_marker(model), capsize=2, elinewidth=0.8,
-                    label=model_label(model, "equivariance"), zorder=2)
+                    label=model_label(model, "equivariance", own), zorder=2)
     # equal scales when the two ranges are alike (the diagonal at 45 degrees), else each axis its own range
     if max(x_hi, y_hi) <= 2 * min(x_hi, y_hi):
         x_hi = y_hi = hi
@@ -213,7 +206,7 @@ def plot_equivariance(df: pd.DataFrame):
 # --- Figure 7: the alpha sweep -----------------------------------------------------------------------------
 
 @_styled
-def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling"):
+def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling", own: dict | None = None):
     """Test RMSE against the regulariser weight alpha: log axis, alpha = 0 as a separate point on the left.
 
     Lines join the positive alphas; alpha = 0 sits one decade left of the smallest positive alpha, behind a
@@ -252,7 +245,7 @@ def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling"
     ax.set_xlim(lo / 2.5, hi * 2.5)
     ax.set_xlabel(r"Regularisation weight $\alpha$")
     ax.set_ylabel(f"RMSE ({VELOCITY_UNIT})")
-    ax.set_title(f"{model_label(model, dataset)} on {dataset}")
+    ax.set_title(f"{model_label(model, dataset, own)} on {dataset}")
     ax.legend()
     return fig
 
@@ -260,7 +253,7 @@ def plot_alpha(df: pd.DataFrame, model: str = "rsteer", dataset: str = "scaling"
 # --- the hyper-parameter search --------------------------------------------------------------------------
 
 @_styled
-def plot_tuning(df: pd.DataFrame):
+def plot_tuning(df: pd.DataFrame, own: dict | None = None):
     """Validation RMSE of every trial against its index, one panel per dataset, one colour per model: trained
     trials as markers, the best so far as a line, the chosen trial ringed. Trial 0 is the config's setting."""
     _require(df, ["dataset", "model", "trial", "status", "chosen", "valid_rmse"], "hyperparameters table")
@@ -276,7 +269,7 @@ def plot_tuning(df: pd.DataFrame):
             color = model_color(model)
             ax.plot(trial, rmse, color=color, marker=model_marker(model), linestyle="none", markersize=3, alpha=0.6)
             ax.step(trial, np.minimum.accumulate(rmse), where="post", color=color,
-                    label=model_label(model, dataset))
+                    label=model_label(model, dataset, own))
             best = m[m["chosen"].astype(bool)]
             ax.plot(best["trial"].to_numpy(dtype=float), best["valid_rmse"].to_numpy(dtype=float), linestyle="none",
                     marker="o", markersize=8, markerfacecolor="none", markeredgecolor="black")
@@ -360,7 +353,7 @@ def figure_steps(steps, rollout: int) -> list[int]:
 
 @_styled
 def plot_predictions(target: np.ndarray, predictions: dict, steps, dataset: str | None = None, labels: dict | None = None,
-                     title: str | None = None):
+                     title: str | None = None, own: dict | None = None):
     """Velocity magnitude of the ground truth (first row) and each model's rollout (one row per model) at
     ``steps`` (1-based rollout steps), on one colour scale (0 .. the largest ground-truth magnitude).
 
@@ -384,7 +377,7 @@ def plot_predictions(target: np.ndarray, predictions: dict, steps, dataset: str 
                 ax.spines[side].set_visible(True)
             if r == 0:
                 ax.set_title(f"Step {step}")
-        label = name if r == 0 else model_label(name, dataset)
+        label = name if r == 0 else model_label(name, dataset, own)
         if r > 0 and labels and name in labels:
             label = f"{label}\n{labels[name]}"
         axes[r, 0].set_ylabel(label, color="black" if r == 0 else model_color(name), fontweight="bold")
@@ -420,7 +413,8 @@ def load_model(path):
 
 def predictions_figure(dataset: str, store: str, windows: dict, table1: str, runs: str, output_png: str,
                        output_pdf: str | None = None, sample: int = 0, seed: int = 0, steps=(1, 5, 10, 20),
-                       baselines: int = 2, models=None, split: str = "test_domain", dpi: int = DPI):
+                       baselines: int = 2, models=None, split: str = "test_domain", dpi: int = DPI,
+                       own: dict | None = None):
     """Figure 3 for ``dataset``: roll out the chosen models (run ``{runs}/{dataset}/{model}/seed{seed}``)
     on sample ``sample`` of ``split`` and plot their velocity magnitude next to the ground truth."""
     import torch
@@ -454,7 +448,7 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
     label = ds.attrs["sims"][sim].get("label", f"{dataset} sim {sim}")
     title = (f"{label[0].upper()}{label[1:]}, {split_label(split).lower()}: "
              f"rollout from input frames {inputs.start}-{inputs.stop - 1}")
-    fig = plot_predictions(y[0], predictions, shown, dataset, labels, title)
+    fig = plot_predictions(y[0], predictions, shown, dataset, labels, title, own)
     save(fig, *[p for p in (output_png, output_pdf) if p], dpi=dpi)
     return chosen
 
@@ -462,7 +456,7 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
 # --- correlation over the rollout ----------------------------------------------------------------------------
 
 @_styled
-def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8):
+def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8, own: dict | None = None):
     """Per-step Pearson correlation of ``dataset``'s test rollouts (the long metrics table), one panel per test
     split, one line (mean, band +- std over seeds) per model; dotted: the correlation-time threshold. The legend
     gives each model's correlation time (PDEArena's: the steps strictly above the threshold,
@@ -482,7 +476,7 @@ def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8):
                      for _, g in m.groupby("seed", dropna=False)]  # persistence has no seed
             steps, mean, std = curve.index.to_numpy(), curve["mean"].to_numpy(), np.nan_to_num(curve["std"].to_numpy())
             ax.plot(steps, mean, color=model_color(model), marker=model_marker(model), markevery=_every(len(steps)),
-                    linestyle=model_linestyle(model), label=f"{model_label(model, dataset)} ({np.mean(times):.1f})")
+                    linestyle=model_linestyle(model), label=f"{model_label(model, dataset, own)} ({np.mean(times):.1f})")
             ax.fill_between(steps, mean - std, mean + std, color=model_color(model), alpha=0.15, linewidth=0)
         ax.axhline(threshold, color="0.4", linestyle=":", linewidth=1)
         ax.set_title(f"{dataset.capitalize()}: {split_label(split).lower()}")
@@ -568,16 +562,17 @@ def plot_symmetry_breaking_rotation(df: pd.DataFrame):
 
 # --- the pipeline's figure files --------------------------------------------------------------------------
 
-def rollout_figure(table: str, dataset: str, output: str, dpi: int = DPI) -> None:
-    save(plot_rollout(pd.read_csv(table), dataset), output, dpi=dpi)
+def rollout_figure(table: str, dataset: str, output: str, dpi: int = DPI, own: dict | None = None) -> None:
+    save(plot_rollout(pd.read_csv(table), dataset, own), output, dpi=dpi)
 
 
-def equivariance_figure(table: str, output: str, dpi: int = DPI) -> None:
-    save(plot_equivariance(pd.read_csv(table)), output, dpi=dpi)
+def equivariance_figure(table: str, output: str, dpi: int = DPI, own: dict | None = None) -> None:
+    save(plot_equivariance(pd.read_csv(table), own), output, dpi=dpi)
 
 
-def alpha_figure(table: str, output: str, model: str = "rsteer", dataset: str = "scaling", dpi: int = DPI) -> None:
-    save(plot_alpha(pd.read_csv(table), model, dataset), output, dpi=dpi)
+def alpha_figure(table: str, output: str, model: str = "rsteer", dataset: str = "scaling", dpi: int = DPI,
+                 own: dict | None = None) -> None:
+    save(plot_alpha(pd.read_csv(table), model, dataset, own), output, dpi=dpi)
 
 
 def heat_figure(output: str, heat: dict, dpi: int = DPI) -> None:
@@ -585,8 +580,9 @@ def heat_figure(output: str, heat: dict, dpi: int = DPI) -> None:
     save(plot_heat(simulate(**heat)), output, dpi=dpi)
 
 
-def correlation_figure(table: str, dataset: str, output: str, threshold: float = 0.8, dpi: int = DPI) -> None:
-    save(plot_correlation(pd.read_csv(table), dataset, threshold), output, dpi=dpi)
+def correlation_figure(table: str, dataset: str, output: str, threshold: float = 0.8, dpi: int = DPI,
+                       own: dict | None = None) -> None:
+    save(plot_correlation(pd.read_csv(table), dataset, threshold, own), output, dpi=dpi)
 
 
 def symmetry_breaking_figure(table: str, output: str, dpi: int = DPI) -> None:

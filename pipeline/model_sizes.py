@@ -77,7 +77,7 @@ def model_row(run: dict, dataset: str, model_name: str, grid: int, repeat: int =
     train_cfg, hp = Settings(**run["training"]), dict(run["model"])
     hp = {**hp, "in_frames": int(run["windows"]["input_length"]), "frame_size": [grid, grid]}
     torch.manual_seed(0)
-    model = build(model_name, symmetry_of(dataset), **hp)
+    model = build(model_name, symmetry_of(dataset), run.get("builder"), **hp)
     x = torch.randn(train_cfg.batch, hp["in_frames"], 2, grid, grid)
     n = count_parameters(model)
     channels = feature_channels(model, x[:1])

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import math
 
-# Models in the paper's column order and their column labels.
+# Models in the paper's column order (their column labels: pipeline.display).
 MODELS = ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer")
-LABELS = {"mlp": "MLP", "conv": "Conv", "equiv": "Equiv", "rpp": "Rpp", "combo": "Combo", "clcnn": "CLCNN",
-          "lift": "Lift", "rgroup": "RGroup", "rsteer": "RSteer"}
 
 _ROWS = {  # (dataset, split): one (mean, std) per model of MODELS, None where the paper has no entry
     ("translation", "test_future"): [(1.56, 0.08), (0.94, 0.02), None, (0.92, 0.01), (1.02, 0.02), (0.92, 0.01),

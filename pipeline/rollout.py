@@ -94,9 +94,10 @@ def split_rmse(mse_per_step: torch.Tensor) -> tuple[float, list[float]]:
 
 
 def load_model(path: str | os.PathLike, device="cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model saved by :func:`pipeline.train.train_run` and load its best weights."""
+    """Rebuild the model saved by :func:`pipeline.train.train_run` and load its best weights (a model of one's own
+    from the builder it was trained with, imported as the training job did)."""
     saved = torch.load(path, map_location=device, weights_only=True)
-    model = build(saved["name"], saved["symmetry"], **saved["hyperparameters"]).to(device)
+    model = build(saved["name"], saved["symmetry"], saved.get("builder"), **saved["hyperparameters"]).to(device)
     model.load_state_dict(saved["state_dict"])
     model.eval()
     return model, saved

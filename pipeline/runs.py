@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 from . import external
 from .catalogue import FAMILIES
+from .models import custom
 
 # The floor under every model (pipeline.evaluate.Persistence): the last input frame repeated for every rollout
 # step. No parameters and no training; evaluated like a model (``results/runs/{dataset}/persistence/metrics.json``)
@@ -97,16 +98,22 @@ def train_params(config: dict, dataset: str, model: str, alpha: float | None = N
     merged = {**asdict(train), **hyper, **(tuned or {})}
     if alpha is not None:
         merged["alpha"] = float(alpha)
-    return run_params(config, dataset, merged)
+    return run_params(config, dataset, merged, model=model)
 
 
-def run_params(config: dict, dataset: str, resolved: dict, window_keys: tuple[str, ...] = TRAIN_WINDOW_KEYS) -> dict:
+def run_params(config: dict, dataset: str, resolved: dict, window_keys: tuple[str, ...] = TRAIN_WINDOW_KEYS,
+               model: str | None = None) -> dict:
     """A training job's params (what ``pipeline.train.train_run`` takes) from its resolved settings, training keys
-    and model hyper-parameters in one dict, with the window keys it reads."""
-    model = dict(resolved)
-    training = {k: model.pop(k) for k in TRAINING_KEYS}
-    return {"training": training, "model": model, "windows": _windows(config, dataset, window_keys),
-            "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
+    and model hyper-parameters in one dict, with the window keys it reads. A model of one's own (``model`` registered
+    in ``config['custom_models']``) adds its ``builder`` (``module:function``), which the job imports."""
+    hyper = dict(resolved)
+    training = {k: hyper.pop(k) for k in TRAINING_KEYS}
+    params = {"training": training, "model": hyper, "windows": _windows(config, dataset, window_keys),
+              "device": config["training"]["device"], "eval_batch": config["training"]["eval_batch"]}
+    builder = custom.builder_of(config, model) if model else None
+    if builder:
+        params["builder"] = builder
+    return params
 
 
 def selection_starts(windows: dict) -> tuple[int, ...]:

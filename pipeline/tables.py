@@ -16,6 +16,7 @@ import math
 import pandas as pd
 
 from . import paper
+from .display import display_name
 from .files import write_table, write_text
 from .runs import PERSISTENCE
 
@@ -36,10 +37,6 @@ def _model_order(models) -> list[str]:
     """Persistence, the paper's models in its column order, then the others by name."""
     known = (PERSISTENCE, *paper.MODELS)
     return [m for m in known if m in set(models)] + sorted(set(models) - set(known))
-
-
-def _label(model: str) -> str:
-    return "Persistence" if model == PERSISTENCE else paper.LABELS.get(model, model)
 
 
 def _aggregate(rows: list[dict], keys: list[str], value: str, prefix: str) -> pd.DataFrame:
@@ -108,10 +105,11 @@ def _grid(df: pd.DataFrame, pm: str, value: str = "rmse", mark: str = "") -> tup
     return models, rows
 
 
-def table1_markdown(df: pd.DataFrame) -> str:
+def table1_markdown(df: pd.DataFrame, own: dict | None = None) -> str:
+    """``own``: the display names of the models of one's own (``pipeline.display``), as in every table."""
     models, rows = _grid(df, " ± ", mark=NOT_BELOW_MARK["md"])
     lines = ["RMSE of the 20-step rollout, mean ± std over seeds; the paper's value in brackets.", "",
-             "| | " + " | ".join(_label(m) for m in models) + " |",
+             "| | " + " | ".join(display_name(m, own=own) for m in models) + " |",
              "|---" * (len(models) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     if PERSISTENCE in models:
@@ -119,10 +117,10 @@ def table1_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def table1_latex(df: pd.DataFrame) -> str:
+def table1_latex(df: pd.DataFrame, own: dict | None = None) -> str:
     models, rows = _grid(df, r"$\pm$", mark=NOT_BELOW_MARK["tex"])
     lines = [r"\begin{tabular}{l" + "c" * len(models) + "}", r"\toprule",
-             " & " + " & ".join(_label(m).replace("_", r"\_") for m in models) + r" \\", r"\midrule"]
+             " & " + " & ".join(display_name(m, own=own).replace("_", r"\_") for m in models) + r" \\", r"\midrule"]
     lines += [f"{label} & " + " & ".join(cells) + r" \\" for label, cells in rows]
     lines.append(r"\bottomrule")
     if PERSISTENCE in models:
@@ -131,11 +129,11 @@ def table1_latex(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table1(metric_files, csv_path, md_path, tex_path) -> pd.DataFrame:
+def write_table1(metric_files, csv_path, md_path, tex_path, own: dict | None = None) -> pd.DataFrame:
     df = table1(read_metrics(metric_files))
     write_table(df, csv_path)
-    write_text(table1_markdown(df), md_path)
-    write_text(table1_latex(df), tex_path)
+    write_text(table1_markdown(df, own), md_path)
+    write_text(table1_latex(df, own), tex_path)
     return df
 
 
@@ -154,21 +152,21 @@ def table1_vrmse(metrics: list[dict]) -> pd.DataFrame:
     return df
 
 
-def table1_vrmse_markdown(df: pd.DataFrame) -> str:
+def table1_vrmse_markdown(df: pd.DataFrame, own: dict | None = None) -> str:
     models, rows = _grid(df, " ± ", value="vrmse")
     lines = ["VRMSE (The Well) of the rollout: per sample, step and velocity component, the RMSE over the target's "
              "spatial standard deviation (Bessel-corrected), averaged; just under 1 = predicting the target's mean. "
              "Mean ± std over seeds.", "",
-             "| | " + " | ".join(_label(m) for m in models) + " |",
+             "| | " + " | ".join(display_name(m, own=own) for m in models) + " |",
              "|---" * (len(models) + 1) + "|"]
     lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_table1_vrmse(metric_files, csv_path, md_path) -> pd.DataFrame:
+def write_table1_vrmse(metric_files, csv_path, md_path, own: dict | None = None) -> pd.DataFrame:
     df = table1_vrmse(read_metrics(metric_files))
     write_table(df, csv_path)
-    write_text(table1_vrmse_markdown(df), md_path)
+    write_text(table1_vrmse_markdown(df, own), md_path)
     return df
 
 

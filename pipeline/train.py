@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from . import datasets, numerics
-from .models import PARAMETER_BUDGET, build, count_parameters
+from .models import PARAMETER_BUDGET, build, count_parameters, custom
 from .loader import SampleSource
 from .rollout import Samples, resolve_device, rollout, rollout_mse_per_step, split_rmse
 from .runs import Settings, symmetry_of
@@ -200,9 +200,12 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, train_cfg.out_length))
     hp = {**hp, "in_frames": int(wcfg["input_length"]), "frame_size": [int(s) for s in ds.velocity.shape[-2:]]}
     symmetry = ds.attrs.get("symmetry") or symmetry_of(dataset_name)  # an external dataset's store says its own
+    builder = params.get("builder")  # a model of one's own (config['custom_models']): its module:function
     torch.manual_seed(seed)
-    model = build(model_name, symmetry, **hp).to(device)
-    if count_parameters(model) >= PARAMETER_BUDGET:
+    model = build(model_name, symmetry, builder, **hp).to(device)
+    if builder:  # refused before training when it breaks the contract (pipeline/models/custom.py)
+        custom.check_model(model_name, builder, model, hp["in_frames"], hp["frame_size"], device)
+    elif count_parameters(model) >= PARAMETER_BUDGET:
         log.warning("%s: %d trainable parameters, over the paper's budget of %d", run, count_parameters(model),
                     PARAMETER_BUDGET)
     log.info("%s on %s: %s, hyper-parameters %s, %d train / %d valid samples, read %s", run, device, train_cfg, hp,
@@ -210,12 +213,14 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"
-    result = fit(model, train, valid, train_cfg, seed, run, checkpoint, {"hyperparameters": hp, "model": model_name},
+    result = fit(model, train, valid, train_cfg, seed, run, checkpoint,
+                 {"hyperparameters": hp, "model": model_name, **({"builder": builder} if builder else {})},
                  params["eval_batch"], progress)
     saved = {"name": model_name, "symmetry": symmetry, "dataset": dataset_name, "seed": seed,
              "hyperparameters": hp, "training": asdict(train_cfg), "state_dict": result.best_state,
              "best_epoch": result.best_epoch, "best_valid_rmse": result.best_valid_rmse,
-             "epochs_run": result.epochs_run, "versions": datasets.versions()}
+             "epochs_run": result.epochs_run, "versions": datasets.versions(),
+             **({"builder": builder} if builder else {})}
     _save_checkpoint(out / "model.pt", saved)
     write_log(result.history, out / "log.csv")
     checkpoint.unlink(missing_ok=True)

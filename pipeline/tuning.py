@@ -107,14 +107,13 @@ def known_settings() -> set[str]:
     return (set(TRAINING_KEYS) | set(SHARED_HYPERPARAMETERS)) - set(BUDGET_KEYS) - {"in_frames", "frame_size"}
 
 
-def model_dimensions(dims: list[Dimension], model: str, symmetry: str) -> list[Dimension]:
-    """The dimensions that change ``model``: every training setting, and the hyper-parameters its builder takes."""
-    import inspect
-
-    from .models import _registry
+def model_dimensions(dims: list[Dimension], model: str, symmetry: str, custom: str | None = None) -> list[Dimension]:
+    """The dimensions that change ``model``: every training setting, and the hyper-parameters its builder takes
+    (``pipeline.models.hyperparameters_of``; ``custom``: the builder of a model of one's own)."""
+    from .models import hyperparameters_of
     from .runs import TRAINING_KEYS
 
-    accepted = set(inspect.signature(_registry(symmetry)[model]).parameters)
+    accepted = hyperparameters_of(model, symmetry, custom)
     return [d for d in dims if d.name in TRAINING_KEYS or d.name in accepted]
 
 
@@ -130,13 +129,14 @@ def design(n: int, d: int, seed: int, dataset: str, model: str):
 
 # --- parameter budget ----------------------------------------------------------------------------------------
 
-def parameter_count(model: str, symmetry: str, hyperparameters: dict) -> int:
+def parameter_count(model: str, symmetry: str, hyperparameters: dict, custom: str | None = None) -> int:
     """Trainable parameters of the model, without training and mostly without allocating it.
 
     Built on the meta device (no memory) when the model allows it. escnn's layers compute their bases from data
     at construction, which the meta device cannot hold; those models are built on the CPU at widths 2..5 and the
     count extrapolated as the quadratic in ``hidden`` through the first three (Newton's forward differences),
-    accepted only if it predicts the fourth exactly; otherwise the model is built at full size.
+    accepted only if it predicts the fourth exactly; otherwise the model is built at full size. ``custom``: the
+    builder of a model of one's own (``pipeline.models.build``).
     """
     import torch
 
@@ -144,17 +144,17 @@ def parameter_count(model: str, symmetry: str, hyperparameters: dict) -> int:
 
     try:
         with torch.device("meta"):
-            return count_parameters(build(model, symmetry, **hyperparameters))
+            return count_parameters(build(model, symmetry, custom, **hyperparameters))
     except (NotImplementedError, RuntimeError):  # escnn: "Cannot copy out of meta tensor", "... not on ... meta"
         pass
     hidden = int(hyperparameters["hidden"])
     if hidden > 5:
-        c = [count_parameters(build(model, symmetry, **{**hyperparameters, "hidden": w})) for w in (2, 3, 4, 5)]
+        c = [count_parameters(build(model, symmetry, custom, **{**hyperparameters, "hidden": w})) for w in (2, 3, 4, 5)]
         d1, d2 = c[1] - c[0], c[2] - c[1]
         if c[3] == c[2] + d2 + (d2 - d1):
             x = hidden - 2
             return c[0] + x * d1 + x * (x - 1) // 2 * (d2 - d1)
-    return count_parameters(build(model, symmetry, **hyperparameters))
+    return count_parameters(build(model, symmetry, custom, **hyperparameters))
 
 
 # --- the trials ----------------------------------------------------------------------------------------------
@@ -172,17 +172,21 @@ def build_hyperparameters(settings: dict, input_length: int, frame_size) -> dict
     return {**hp, "in_frames": int(input_length), "frame_size": [int(s) for s in frame_size]}
 
 
-def draw_trials(run: dict, tuning_cfg: dict, dataset: str, model: str, frame_size, count=parameter_count) -> dict:
+def draw_trials(run: dict, tuning_cfg: dict, dataset: str, model: str, frame_size, count=None) -> dict:
     """Trial 0 (the config's setting) and ``trials - 1`` accepted draws, with every rejected draw.
 
     ``run``: the model's run params without tuning (``pipeline.runs.train_params``); ``tuning_cfg``: the config's
-    ``tuning`` section. ``count(model, symmetry, hyperparameters)`` gives a model's trainable parameters.
+    ``tuning`` section. ``count(model, symmetry, hyperparameters)`` gives a model's trainable parameters
+    (default: :func:`parameter_count`, with the builder of a model of one's own from ``run``).
     """
+    from functools import partial
+
     from .runs import family_of, symmetry_of
     from .models import PARAMETER_BUDGET
 
     family, symmetry = family_of(dataset), symmetry_of(dataset)
-    dims = model_dimensions(parse_space(tuning_cfg["space"]), model, symmetry)
+    count = count or partial(parameter_count, custom=run.get("builder"))
+    dims = model_dimensions(parse_space(tuning_cfg["space"]), model, symmetry, run.get("builder"))
     n_trials, max_draws, seed = int(tuning_cfg["trials"]), int(tuning_cfg["max_draws"]), int(tuning_cfg["seed"])
     base = base_settings(run, tuning_cfg["budget"])
 
@@ -252,13 +256,14 @@ def draw_job(params: dict, dataset: str, model: str, store: str, output: str) ->
     return drawn
 
 
-def trial_params(config: dict, dataset: str, trial: dict) -> dict:
+def trial_params(config: dict, dataset: str, trial: dict, model: str | None = None) -> dict:
     """What a trial job reads (its rule's params, built when the DAG is): the trial's entry of ``trials.yaml``,
     its run params in the shape of ``pipeline.runs.train_params`` (the windows with the scored horizon and the
-    test-future range that bounds the selection windows), the seed."""
+    test-future range that bounds the selection windows), the seed. ``model``: the tuned model, whose builder a
+    model of one's own adds to the run params."""
     from .runs import TRAIN_WINDOW_KEYS, run_params
 
-    run = run_params(config, dataset, trial["settings"], (*TRAIN_WINDOW_KEYS, "rollout", "test_future"))
+    run = run_params(config, dataset, trial["settings"], (*TRAIN_WINDOW_KEYS, "rollout", "test_future"), model=model)
     return {"trial": {k: trial[k] for k in ("trial", "draw", "parameters", "tuned")}, "run": run,
             "seed": int(config["tuning"]["seed"])}
 
@@ -370,8 +375,10 @@ def hyperparameters_table(drawn: list[dict], results: list[dict], selections: li
     return df.sort_values(["dataset", "model", "trial", "draw"], na_position="last").reset_index(drop=True)
 
 
-def table_job(trials_files, result_files, selection_files, csv_path: str, figure_path: str, dpi: int) -> None:
-    """The table rule: ``hyperparameters.csv`` and the figure of validation RMSE over trials."""
+def table_job(trials_files, result_files, selection_files, csv_path: str, figure_path: str, dpi: int,
+              own: dict | None = None) -> None:
+    """The table rule: ``hyperparameters.csv`` and the figure of validation RMSE over trials (``own``: the display
+    names of the models of one's own)."""
     from . import figures
 
     drawn = [yaml.safe_load(Path(p).read_text()) for p in trials_files]
@@ -379,4 +386,4 @@ def table_job(trials_files, result_files, selection_files, csv_path: str, figure
     selections = [yaml.safe_load(Path(p).read_text()) for p in selection_files]
     df = hyperparameters_table(drawn, results, selections)
     write_table(df, csv_path)
-    figures.save(figures.plot_tuning(df), figure_path, dpi=dpi)
+    figures.save(figures.plot_tuning(df, own), figure_path, dpi=dpi)

@@ -36,17 +36,19 @@ def _rollout_table(models=("conv", "rgroup", "mlp"), steps=4):
 # --- styles ---------------------------------------------------------------------------------------------
 
 def test_every_registered_model_has_one_distinct_style():
+    from pipeline import display
     from pipeline.models import names
     registered = set(names("translation")) | set(names("rotation"))
-    assert registered <= set(figures.MODEL_STYLES)
-    labels = [s[0] for s in figures.MODEL_STYLES.values()]
-    colours = [s[1] for s in figures.MODEL_STYLES.values()]
+    assert registered <= set(figures.MODEL_STYLES) and registered <= set(display.NAMES)
+    labels = list(display.NAMES.values())
+    colours = [s[0] for s in figures.MODEL_STYLES.values()]
     assert len(set(labels)) == len(labels) and len(set(colours)) == len(colours)
     assert figures.model_label("equiv", "rotation") == "E2CNN"
     assert figures.model_label("equiv", "equivariance_3") == "E2CNN"
     assert figures.model_label("equiv", "scaling") == "SESN"
     assert figures.model_label("rsteer_tr") == "RSteer-TR"
     assert figures.model_label("newnet") == "newnet" and figures.model_color("newnet").startswith("#")
+    assert figures.model_label("newnet", "rotation", own={"newnet": "NewNet"}) == "NewNet"  # config['custom_models']
     assert figures.model_order(["rsteer", "zz", "mlp", "conv"]) == ["mlp", "conv", "rsteer", "zz"]
 
 

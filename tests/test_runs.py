@@ -6,6 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import yaml
 from test_train import tiny_config
 
 from pipeline import config as pipeline_config
@@ -33,22 +34,38 @@ def run_blocked(blocked: tuple[str, ...], code: str, *args: str) -> subprocess.C
                           capture_output=True, text=True, timeout=300)
 
 
+# A model of one's own (docs/custom-models.md) on the paper's rotation data, the levels and in the search: its
+# module is never imported while the DAG is built (here it does not even exist).
+CUSTOM = {"custom_models": {"mynet": {"symmetries": ["rotation"], "builder": "no_such_package.nets:build", "name": "MyNet"}},
+          "models": {"rotation": ["conv", "mynet"], "equivariance": ["conv", "mynet"]},
+          "tuning": {"models": {"rotation": ["conv", "mynet"]}}}
+
+
 def test_dag_time_modules_import_without_numpy_or_torch():
-    done = run_blocked(NOT_STDLIB, """
+    done = run_blocked(NOT_STDLIB, f"""
         from pipeline import catalogue, config, models, runs
         cfg = config.validate(config.load("config.yaml"))
         assert models.names("rotation") and runs.train_params(cfg, "rotation", "rsteer")
+        for key, value in {CUSTOM!r}.items():  # merged as --configfile merges
+            cfg[key] = {{**cfg.get(key, {{}}), **value}} if key != "tuning" else {{**cfg[key], "models": {{**cfg[key]["models"], **value["models"]}}}}
+        cfg = config.validate(cfg)
+        assert runs.train_params(cfg, "rotation", "mynet")["builder"] == "no_such_package.nets:build"
     """)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_snakemake_builds_the_dag_without_numpy_or_torch(tmp_path):
-    done = run_blocked(JOBS_ONLY, """
-        import sys
-        from snakemake.cli import main
-        main(sys.argv[1:])
-    """, "-n", "--quiet", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "all")
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    (tmp_path / "custom.yaml").write_text(yaml.safe_dump(CUSTOM))
+    for overlay in ([], ["--configfile", str(ROOT / "config.yaml"), str(tmp_path / "custom.yaml")]):
+        done = run_blocked(JOBS_ONLY, """
+            import sys
+            from snakemake.cli import main
+            main(sys.argv[1:])
+        """, "all", "-n", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), *overlay)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        if overlay:  # mynet is searched (then trained on the rotation family and every level)
+            assert "results/tuning/rotation/mynet/trials.yaml" in done.stdout
+            assert "results/runs/equivariance_9/mynet/seed2/metrics.json" in done.stdout
 
 
 def test_settings_resolution_order():

@@ -90,3 +90,12 @@ def test_model_setting_edit_reruns_that_model_only(done_run, tmp_path):
     edit = {"training": {"models": {"rotation": {"conv": {"kernel_size": 5}}}}}
     jobs = planned_jobs(done_run, edited(tmp_path, edit))
     assert {(r, w) for r, w in jobs if r.startswith("train")} == {("train", "dataset=rotation, model=conv, seed=0")}
+
+
+def test_registering_a_model_of_ones_own_trains_it_and_reruns_no_other_run(done_run, tmp_path):
+    edit = {"custom_models": {"mine": {"symmetries": ["rotation"], "builder": "mypkg.nets:build", "name": "Mine"}},
+            "models": {"rotation": ["conv", "rsteer", "mine"]}}
+    jobs = planned_jobs(done_run, edited(tmp_path, edit))
+    assert {(r, w) for r, w in jobs if r.startswith(("train", "evaluate", "tune"))} == {
+        ("train", "dataset=rotation, model=mine, seed=0"), ("evaluate", "dataset=rotation, model=mine, seed=0")}
+    assert {"table1", "models_table", "figure_rollout", "figure_correlation"} <= {r for r, _ in jobs}

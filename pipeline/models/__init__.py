@@ -8,6 +8,9 @@ Each symmetry has its own module registering its builders in a ``MODELS`` dict:
 ``translation``, ``rotation``, ``scaling``. ``NAMES`` lists them without importing those modules (or torch):
 Snakemake validates the config's model names with it when it builds the DAG, and a test keeps it equal to
 the ``MODELS`` dicts.
+
+Models of one's own (``config['custom_models']``, :mod:`pipeline.models.custom`) go through the same ``build``
+and :func:`hyperparameters_of`, given their builder (``custom="module:function"``).
 """
 from __future__ import annotations
 
@@ -45,18 +48,34 @@ SHARED_HYPERPARAMETERS = frozenset({"in_frames", "frame_size", "hidden", "layers
                                    "banks", "scales", "rank"})
 
 
-def build(name: str, symmetry: str, **hyperparameters) -> torch.nn.Module:
-    """Build model ``name`` for ``symmetry`` with the given hyper-parameters."""
+def _builder(name: str, symmetry: str):
     registry = _registry(symmetry)
     if name not in registry:
         raise ValueError(f"unknown model {name!r} for symmetry {symmetry!r}; expected one of {', '.join(registry)}")
-    builder = registry[name]
-    accepted = set(inspect.signature(builder).parameters)
+    return registry[name]
+
+
+def hyperparameters_of(name: str, symmetry: str, custom: str | None = None) -> set[str]:
+    """The hyper-parameters model ``name`` takes: its builder's keyword arguments (what the search varies).
+    ``custom``: the builder ``module:function`` of a model registered in ``config['custom_models']``."""
+    if custom is not None:  # --- models of one's own (pipeline/models/custom.py)
+        from . import custom as own
+        return own.hyperparameters(name, custom)
+    return set(inspect.signature(_builder(name, symmetry)).parameters)
+
+
+def build(name: str, symmetry: str, custom: str | None = None, **hyperparameters) -> torch.nn.Module:
+    """Build model ``name`` for ``symmetry`` with the given hyper-parameters; ``custom``: the builder
+    ``module:function`` of a model registered in ``config['custom_models']``."""
+    if custom is not None:  # --- models of one's own (pipeline/models/custom.py)
+        from . import custom as own
+        return own.build(name, symmetry, custom, hyperparameters, SHARED_HYPERPARAMETERS)
+    accepted = hyperparameters_of(name, symmetry)
     unknown = set(hyperparameters) - accepted - SHARED_HYPERPARAMETERS
     if unknown:
         raise ValueError(f"model {name!r} ({symmetry}) has no hyper-parameter(s) {sorted(unknown)}; "
                          f"it accepts {sorted(accepted)}")
-    return builder(**{k: v for k, v in hyperparameters.items() if k in accepted})
+    return _builder(name, symmetry)(**{k: v for k, v in hyperparameters.items() if k in accepted})
 
 
 PARAMETER_BUDGET = 10 ** 7  # every model of the paper has fewer trainable parameters ("for a fair comparison")

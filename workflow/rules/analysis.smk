@@ -50,6 +50,7 @@ rule table1_vrmse:
         runtime=30,
     params:
         kind="table1_vrmse",
+        own=OWN_NAMES,
     conda:
         "../../envs/training.yaml"
     script:
@@ -67,6 +68,7 @@ rule figure_correlation:
     params:
         threshold=runs.correlation_threshold(config),
         dpi=FIGURES_CFG["dpi"],
+        own=OWN_NAMES,
     log:
         "results/logs/figures/correlation_{dataset}.log",
     threads: 1

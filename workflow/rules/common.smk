@@ -53,6 +53,7 @@ import re
 import yaml
 
 from pipeline import runs, tuning
+from pipeline.models import custom
 from pipeline.runs import alpha_tag, family_of
 
 SEEDS = config["seeds"]
@@ -60,6 +61,9 @@ SWEEP = config["alpha_sweep"]
 ALPHAS = [alpha_tag(a) for a in SWEEP["values"]]
 MODELS_ALL = sorted({m for ms in config["models"].values() for m in ms} | {SWEEP["model"]})
 RUN = "results/runs/{dataset}/{model}/seed{seed}"
+# Display names of the models of one's own (config['custom_models']), a param of every table and figure that
+# names models: renaming one redraws those, and retrains nothing.
+OWN_NAMES = custom.display_names(config)
 SWEEP_RUN = "results/sweeps/alpha/{dataset}/{model}/alpha{alpha}/seed{seed}"
 
 
@@ -151,7 +155,7 @@ def trial_params(wildcards):
     """What a trial reads (pipeline.tuning.trial_params): its entry of trials.yaml, as run params."""
     with open(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0]) as fh:
         trial = yaml.safe_load(fh)["trials"][int(wildcards.trial)]
-    return tuning.trial_params(config, wildcards.dataset, trial)
+    return tuning.trial_params(config, wildcards.dataset, trial, model=wildcards.model)
 
 
 wildcard_constraints:

@@ -38,6 +38,7 @@ rule figure_predictions:
         windows=lambda wc: config["windows"][wc.dataset],
         runs="results/runs",
         dpi=FIGURES_CFG["dpi"],
+        own=OWN_NAMES,
     log:
         "results/logs/figures/fig3_{dataset}.log",
     threads: 1
@@ -60,6 +61,7 @@ rule figure_rollout:
         dataset="|".join(FAMILY_DATASETS + EXTERNAL_DATASETS),
     params:
         dpi=FIGURES_CFG["dpi"],
+        own=OWN_NAMES,
     log:
         "results/logs/figures/rollout_{dataset}.log",
     threads: 1
@@ -79,6 +81,7 @@ rule figure_equivariance:
         report("results/figures/fig4_equivariance.png", caption="../report/fig4_equivariance.rst", category="Figures"),
     params:
         dpi=FIGURES_CFG["dpi"],
+        own=OWN_NAMES,
     log:
         "results/logs/figures/fig4_equivariance.log",
     threads: 1
@@ -100,6 +103,7 @@ rule figure_alpha:
         model=config["alpha_sweep"]["model"],
         dataset=config["alpha_sweep"]["dataset"],
         dpi=FIGURES_CFG["dpi"],
+        own=OWN_NAMES,
     log:
         "results/logs/figures/fig7_alpha.log",
     threads: 1

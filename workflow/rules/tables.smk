@@ -16,6 +16,7 @@ rule table1:
         runtime=30,
     params:
         kind="table1",
+        own=OWN_NAMES,
     conda:
         "../../envs/training.yaml"
     script:

@@ -82,6 +82,7 @@ rule tune_table:
         png=report("results/figures/tuning.png", caption="../report/tuning.rst", category="Figures"),
     params:
         dpi=config["figures"]["dpi"],
+        own=OWN_NAMES,
     log:
         "results/logs/tune/table.log",
     threads: 1

@@ -5,4 +5,4 @@ from pipeline import figures, jobs  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
 figures.alpha_figure(snakemake.input[0], snakemake.output[0], snakemake.params.model, snakemake.params.dataset,
-                     dpi=snakemake.params.dpi)
+                     dpi=snakemake.params.dpi, own=dict(snakemake.params.own))

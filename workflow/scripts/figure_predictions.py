@@ -10,5 +10,6 @@ table1 = snakemake.input.table1 or None  # an external dataset's models are conf
 shown = figures.predictions_figure(
     dataset, snakemake.input.store, dict(snakemake.params.windows), table1, snakemake.params.runs,
     snakemake.output.png, snakemake.output.pdf, sample=cfg["sample"], seed=cfg["seed"], steps=cfg["steps"],
-    baselines=cfg["baselines"], models=snakemake.params.models, split=cfg["split"], dpi=snakemake.params.dpi)
+    baselines=cfg["baselines"], models=snakemake.params.models, split=cfg["split"], dpi=snakemake.params.dpi,
+    own=dict(snakemake.params.own))
 logging.getLogger("pipeline").info("fig3 %s: %s", dataset, ", ".join(shown))

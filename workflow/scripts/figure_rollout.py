@@ -4,4 +4,5 @@ sys.path.insert(0, snakemake.scriptdir + "/../..")
 from pipeline import figures, jobs  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
-figures.rollout_figure(snakemake.input[0], snakemake.wildcards.dataset, snakemake.output[0], dpi=snakemake.params.dpi)
+figures.rollout_figure(snakemake.input[0], snakemake.wildcards.dataset, snakemake.output[0], dpi=snakemake.params.dpi,
+                       own=dict(snakemake.params.own))

@@ -5,4 +5,4 @@ from pipeline import jobs, tuning  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
 tuning.table_job(list(snakemake.input.trials), list(snakemake.input.results), list(snakemake.input.selections),
-                 snakemake.output.csv, snakemake.output.png, snakemake.params.dpi)
+                 snakemake.output.csv, snakemake.output.png, snakemake.params.dpi, own=dict(snakemake.params.own))
