@@ -28,7 +28,7 @@ A job on the CPU claims nothing. For tests on machines without a GPU, the enviro
 exactly as above (the same lock files, the same ``CUDA_VISIBLE_DEVICES``) but compute on the CPU.
 
 :func:`job_device` is what a job calls (``workflow/scripts/train.py`` and the other GPU jobs); :func:`record` is what
-``metrics.json`` and ``model.pt`` keep of it. Standard library only at import: a job claims its slot before torch
+``metrics.json`` and ``model.pt`` keep of it. ``python -m pipeline.gpus`` lists the slots and their holders. Standard library only at import: a job claims its slot before torch
 touches CUDA.
 """
 from __future__ import annotations
@@ -301,3 +301,43 @@ def record(device) -> dict:
     else:
         name = "cpu" if where["index"] is None else f"cpu (standing in for GPU {where['index']})"
     return {"device": str(device), "name": name, **where}
+
+
+# --- python -m pipeline.gpus: the slots of this machine and who holds them ----------------------------------
+
+def slot_states(lock_dir: str | os.PathLike) -> list[tuple[str, str]]:
+    """``(lock file name, holder or 'free')`` of every slot lock file in ``lock_dir`` (a free slot is probed with a
+    non-blocking flock, released at once)."""
+    out = []
+    for path in sorted(Path(lock_dir).glob("*.lock")):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            state = "free"
+        except OSError:
+            state = "held by " + holder(path)
+        finally:
+            os.close(fd)  # closing drops a probe's lock
+        out.append((path.name, state))
+    return out
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline.gpus", description="The GPU slots of this machine "
+                                     "(config['gpus']) and their holders.")
+    parser.add_argument("--lock-dir", default=DEFAULTS["lock_dir"])
+    parser.add_argument("--jobs-per-gpu", type=int, default=DEFAULTS["jobs_per_gpu"])
+    args = parser.parse_args(argv)
+    visible = visible_gpus()
+    print(f"GPUs visible: {len(visible)} ({', '.join(visible) or 'none'}); with jobs_per_gpu {args.jobs_per_gpu}: "
+          f"--resources gpu={len(visible) * args.jobs_per_gpu}")
+    states = slot_states(args.lock_dir)
+    print(f"lock directory {Path(args.lock_dir).resolve()}: " + ("no slot claimed yet" if not states else ""))
+    for name, state in states:
+        print(f"  {name}: {state}")
+
+
+if __name__ == "__main__":
+    main()

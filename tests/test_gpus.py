@@ -183,3 +183,23 @@ def test_settings_reject_bad_values():
 
 def test_slot_order_spreads_first():
     assert gpus.slot_order(["0", "1"], 2) == [("0", 0), ("1", 0), ("0", 1), ("1", 1)]
+
+
+def test_status_command_lists_holders(tmp_path):
+    cfg = {"lock_dir": str(tmp_path / "locks")}
+    a, b = start(cfg, "train seed=1", env("0,1")), start(cfg, "train seed=2", env("0,1"))
+    try:
+        ha, hb = report(a), report(b)
+        stop([b])  # its lock file stays, its lock goes
+        done = subprocess.run([sys.executable, "-m", "pipeline.gpus", "--lock-dir", str(tmp_path / "locks"),
+                               "--jobs-per-gpu", "3"], capture_output=True, text=True, cwd=ROOT, env=env("0,1"),
+                              timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert "GPUs visible: 2 (0, 1); with jobs_per_gpu 3: --resources gpu=6" in done.stdout
+        lines = {line.split(":")[0].strip(): line for line in done.stdout.splitlines()[2:]}
+        held = gpus.lock_path("", str(ha["record"]["index"]), 0).name
+        freed = gpus.lock_path("", str(hb["record"]["index"]), 0).name
+        assert f"held by pid {ha['pid']}" in lines[held] and "train seed=1" in lines[held]
+        assert lines[freed].endswith(": free")
+    finally:
+        stop([a, b])
