@@ -157,22 +157,30 @@ def sync(device: torch.device) -> None:
 
 # --- one training step, shared by (b) and (e) -----------------------------------------------------------------
 
-def build_step(config: dict, dataset: str, model_name: str, device: torch.device):
-    """The model of ``dataset``/``model_name`` at its run settings, a random batch of the run's shape and the
-    training step of ``pipeline.train.fit`` (rollout loss, backward, Adam): ``(model, step(precision), forward(),
-    settings)``."""
+def build_model(config: dict, dataset: str, model_name: str):
+    """The model of ``dataset``/``model_name`` at its run settings, on the CPU: ``(model, settings, frame shape
+    (in_frames, H, W))``."""
     from pipeline.models import build
-    from pipeline.rollout import rollout
-    from pipeline.train import batch_loss
 
     run = runs.train_params(config, dataset, model_name)
     s, hp = runs.Settings(**run["training"]), dict(run["model"])
     grid = int(config["data"]["grid"])
     hp = {**hp, "in_frames": int(run["windows"]["input_length"]), "frame_size": [grid, grid]}
     torch.manual_seed(0)
-    model = build(model_name, runs.symmetry_of(dataset), **hp).to(device)
-    x = torch.randn(s.batch, hp["in_frames"], 2, grid, grid, device=device)
-    y = torch.randn(s.batch, s.out_length, 2, grid, grid, device=device)
+    return build(model_name, runs.symmetry_of(dataset), **hp), s, (hp["in_frames"], grid, grid)
+
+
+def training_step(built: tuple, device: torch.device):
+    """Moves a :func:`build_model` model to ``device`` with a random batch of its run's shape and an Adam optimiser:
+    ``(step(precision), forward())``, the training step of ``pipeline.train.fit`` (rollout loss, backward, Adam) and
+    the forward rollout without gradients. Dropping both (and moving the model back) frees the device's memory."""
+    from pipeline.rollout import rollout
+    from pipeline.train import batch_loss
+
+    model, s, (frames, h, w) = built
+    model.to(device)
+    x = torch.randn(s.batch, frames, 2, h, w, device=device)
+    y = torch.randn(s.batch, s.out_length, 2, h, w, device=device)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
 
     def step(precision: str) -> None:
@@ -188,7 +196,7 @@ def build_step(config: dict, dataset: str, model_name: str, device: torch.device
         model.eval()
         rollout(model, x, s.out_length)
 
-    return model, step, forward, s
+    return step, forward
 
 
 def time_ms(fn, device: torch.device, warmup: int, repeat: int) -> float:
@@ -312,26 +320,31 @@ def section_b(ctx, report: Report, budget: Budget) -> list[str]:
             if budget.left() < 2:
                 skipped.append(f"{key[0]}/{name} {precision}")
                 continue
-            try:
-                if key not in built:
-                    if precision != "fp32":
-                        skipped.append(f"{key[0]}/{name} {precision}")
-                        continue
-                    start = time.perf_counter()
-                    built[key] = build_step(cfg, dataset, name, device)
-                    report.add("b", f"{key[0]}/{name}", "build", time.perf_counter() - start, "s")
-                model, step, forward, s = built[key]
-                numerics.configure(precision, s.deterministic)
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                    torch.cuda.reset_peak_memory_stats(device)
+            if key not in built:
+                if precision != "fp32":
+                    skipped.append(f"{key[0]}/{name} {precision}")
+                    continue
+                start = time.perf_counter()
+                built[key] = build_model(cfg, dataset, name)  # on the CPU: one model on the GPU at a time
+                report.add("b", f"{key[0]}/{name}", "build", time.perf_counter() - start, "s")
+            model, s, _ = built[key]
+            numerics.configure(precision, s.deterministic)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats(device)
+            try:  # peak memory: this model's weights, gradients, Adam state, batch and activations
+                step, forward = training_step(built[key], device)
                 ms = time_ms(lambda: step(precision), device, warmup, repeat)
                 peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
                 fwd = time_ms(forward, device, warmup, repeat) if precision == "fp32" else None
             except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
                 report.add("b", f"{key[0]}/{name}", f"step {precision}", "out of memory")
                 continue
+            finally:
+                step = forward = None
+                model.to("cpu")
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
             n = sum(p.numel() for p in model.parameters() if p.requires_grad)
             rows.setdefault(key, {"parameters": n, "batch": s.batch, "out_length": s.out_length})
             rows[key][precision] = (ms, peak)
@@ -355,7 +368,10 @@ def section_b(ctx, report: Report, budget: Budget) -> list[str]:
     lines = md_table(["model", "parameters", "batch", *(f"ms {p}" for p in PRECISIONS),
                       *(f"peak MiB {p}" for p in PRECISIONS), "forward ms fp32"], table)
     if skipped:
-        lines.append(f"Not measured (time budget): {', '.join(skipped)}.")
+        by_precision = {p: [k.rsplit(" ", 1)[0] for k in skipped if k.endswith(" " + p)] for p in PRECISIONS}
+        lines.append("Not measured (time budget): " + "; ".join(
+            f"{p}: {len(ks)} of {len(pairs)} ({', '.join(ks) if len(ks) < len(pairs) else 'all'})"
+            for p, ks in by_precision.items() if ks) + ".")
     if not rows:
         raise RuntimeError("no model measured")
     return lines
@@ -367,7 +383,7 @@ def section_c(ctx, report: Report, budget: Budget) -> list[str]:
     from pipeline import metrics
 
     family, name = EQUIV_MODEL
-    model = (ctx.equiv_model or build_step(ctx.config, family, name, ctx.device))[0]
+    model = (ctx.equiv_model or build_model(ctx.config, family, name))[0].to(ctx.device)
     ctx.equiv_model = None
     model.eval()
     grid = int(ctx.config["data"]["grid"])
@@ -466,7 +482,9 @@ def worker(spec: dict) -> None:
     config = spec["config"]
     device = gpus.resolve_device(spec["device"])
     numerics.configure("fp32", True)
-    model, step, _, s = build_step(config, spec["dataset"], spec["model"], device)
+    built = build_model(config, spec["dataset"], spec["model"])
+    s = built[1]
+    step, _ = training_step(built, device)
     for _ in range(2):
         step(s.precision)
     sync(device)
@@ -526,8 +544,8 @@ def section_e(ctx, report: Report, budget: Budget) -> list[str]:
                f"of one job; more only for a gain of {PACKING_GAIN - 1:.0%}")
     return md_table(["concurrent trainings", "samples/s (all together)", "vs one"],
                     [[n, results[n], results[n] / results[1]] for n in PACKING]) + [
-        f"Best `gpus.jobs_per_gpu` for {dataset}/{model} at its run settings: **{best}** (the fewest jobs within "
-        f"{PACKING_GAIN - 1:.0%} of the highest throughput)."]
+        f"Best `gpus.jobs_per_gpu` for {dataset}/{model} at its run settings: **{best}** (more jobs per GPU only "
+        f"where they add at least {PACKING_GAIN - 1:.0%} throughput)."]
 
 
 # --- (f) cost -------------------------------------------------------------------------------------------------------
@@ -587,7 +605,7 @@ def run_costs(config: dict, dataset: str, model: str, timing: dict) -> dict:
 def costs(config: dict, timing: dict) -> dict:
     """GPU-hours of the training runs (every epoch up to ``epochs``, and their evaluations) and of the search
     (:func:`search_trial_epochs`, and each trial's validation score); pairs (b) did not time are listed."""
-    training = search = 0.0
+    training = search = per_100 = 0.0
     missing = set()
     for dataset, model, n in final_runs(config):
         if (runs.family_of(dataset), model) not in timing:
@@ -595,6 +613,7 @@ def costs(config: dict, timing: dict) -> dict:
             continue
         c = run_costs(config, dataset, model, timing)
         training += n * (c["epochs"] * c["epoch"] + c["evaluate"])
+        per_100 += n * 100 * c["epoch"]
     trials = int(config["tuning"]["trials"])
     for (dataset, model), epochs in search_trial_epochs(config).items():
         if (dataset, model) not in timing:
@@ -602,7 +621,8 @@ def costs(config: dict, timing: dict) -> dict:
             continue
         c = run_costs(config, dataset, model, timing)
         search += epochs * c["epoch"] + trials * c["score"]
-    return {"training_h": training / 3600, "search_h": search / 3600, "missing": sorted(missing),
+    return {"training_h": training / 3600, "search_h": search / 3600, "per_100_epochs_h": per_100 / 3600,
+            "missing": sorted(missing),
             "trial_epochs": sum(search_trial_epochs(config).values()),
             "runs": sum(n for *_, n in final_runs(config))}
 
@@ -618,24 +638,27 @@ def section_f(ctx, report: Report, budget: Budget) -> list[str]:
                                  log=work / "dry_run.log")
         planned = job_counts(out) if rc == 0 else {}
     c = costs(config, ctx.timing)
+    hours = "GPU-hours" if ctx.device.type == "cuda" else f"{ctx.device.type.upper()}-hours"
     dag = {"train": planned.get("train", 0) + planned.get("train_alpha", 0),
            "tune_trial": planned.get("tune_trial", 0)}
     trials = sum(len(config["tuning"]["models"][f]) for f in ("translation", "rotation", "scaling")) * int(config["tuning"]["trials"])
     agree = dag["train"] == c["runs"] and dag["tune_trial"] == trials
     note = f"{c['runs']} training runs and {trials} trials; snakemake -n plans {dag['train']} and {dag['tune_trial']}"
-    report.add("f", "training runs + evaluations", "GPU-hours, at most", c["training_h"], "GPU-h",
+    report.add("f", "training runs + evaluations", f"{hours}, at most", c["training_h"], "h",
                "every run to its maximum epochs (early stopping ends most sooner)")
-    report.add("f", "hyper-parameter search", "GPU-hours, at most", c["search_h"], "GPU-h",
+    report.add("f", "training runs + evaluations", f"{hours} per 100 epochs of every run", c["per_100_epochs_h"], "h")
+    report.add("f", "hyper-parameter search", f"{hours}, at most", c["search_h"], "h",
                f"{c['trial_epochs']} trial-epochs at the config's settings")
     report.add("f", "jobs", "agrees with the DAG", agree, "", note)
-    lines = [f"Training (with evaluations): **{c['training_h']:.3g} GPU-hours** at most, every run trained to its "
-             f"maximum epochs ({c['runs']} runs); the search: **{c['search_h']:.3g} GPU-hours** at most "
-             f"({c['trial_epochs']} trial-epochs, `search_trial_epochs`). One GPU, one job at a time, from (b)'s "
-             f"step times at the config's settings (a search's selection may differ in width and batch). {note}."]
+    lines = [f"Training (with evaluations): **{c['training_h']:.3g} {hours}** at most, every run trained to its "
+             f"maximum epochs ({c['runs']} runs; {c['per_100_epochs_h']:.3g} per 100 epochs of every run); the "
+             f"search: **{c['search_h']:.3g} {hours}** at most ({c['trial_epochs']} trial-epochs, "
+             f"`search_trial_epochs`). One job at a time on one {ctx.device.type.upper()}, from (b)'s step times at "
+             f"the config's settings (a search's selection may differ in width and batch). {note}."]
     if ctx.packing and ctx.packing[0] > 1:
         k, gain = ctx.packing
         lines.append(f"With {k} jobs per GPU ((e), throughput x{gain:.2f}): training {c['training_h'] / gain:.3g}, "
-                     f"search {c['search_h'] / gain:.3g} GPU-hours.")
+                     f"search {c['search_h'] / gain:.3g} {hours}.")
     if c["missing"]:
         lines.append(f"Not counted (not timed in (b)): {', '.join(c['missing'])}.")
     if not agree:

@@ -202,7 +202,7 @@ def claim(gpus: list[str], jobs_per_gpu: int, lock_dir: str | os.PathLike, wait_
         if time.monotonic() >= deadline:
             holders = "\n".join(f"  GPU {g} slot {k}: {holder(lock_path(lock_dir, g, k))}" for g, k in order)
             raise SlotTimeout(
-                f"{job or 'job'}: no free GPU slot after {wait_s:g} s (GPUs {', '.join(gpus)}, {jobs_per_gpu} job(s) "
+                f"{job or 'job'}: no free GPU slot after {wait_s:g} s (GPUs {', '.join(gpus)}; {jobs_per_gpu} job(s) "
                 f"per GPU; config['gpus']). Lock directory {lock_dir.resolve()}; holders:\n{holders}\n"
                 f"Are more GPU jobs allowed at once (--resources gpu=) than ids x jobs_per_gpu = {len(order)}, or does "
                 f"another workflow use the same GPUs? Raise config['gpus']['wait_s'] to wait longer.")

@@ -77,6 +77,7 @@ def test_costs_by_hand(check):
     c = check.costs(cfg, timing)
     assert c["runs"] == 1 and c["trial_epochs"] == 2 and c["missing"] == []
     assert c["training_h"] * 3600 == pytest.approx(2 * epoch + evaluate)
+    assert c["per_100_epochs_h"] * 3600 == pytest.approx(100 * epoch)
     assert c["search_h"] * 3600 == pytest.approx(2 * 1 * epoch + 2 * score)
     assert check.search_trial_epochs(cfg) == {("translation", "conv"): 2}
 
