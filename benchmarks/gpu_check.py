@@ -564,10 +564,11 @@ def split_windows_count(config: dict, dataset: str, split: str, out_length: int 
 
 
 def final_runs(config: dict) -> list[tuple[str, str, int]]:
-    """``(dataset, model, runs)`` of every training job of ``snakemake all``: each family's and level's models
-    times the seeds, and the alpha sweep (external datasets are not counted)."""
+    """``(dataset, model, runs)`` of every training job of ``snakemake all``: each family's, level's and external
+    dataset's models times the seeds, and the alpha sweep."""
     seeds = len(config["seeds"])
-    out = [(f, m, seeds) for f in ("translation", "rotation", "scaling") for m in config["models"][f]]
+    out = [(f, m, seeds) for f in ("translation", "rotation", "scaling", *config.get("external", {}))
+           for m in config["models"][f]]
     out += [(f"equivariance_{n}", m, seeds) for n in range(config["data"]["equivariance"]["levels"])
             for m in config["models"]["equivariance"]]
     sweep = config["alpha_sweep"]
@@ -608,8 +609,8 @@ def costs(config: dict, timing: dict) -> dict:
     training = search = per_100 = 0.0
     missing = set()
     for dataset, model, n in final_runs(config):
-        if (runs.family_of(dataset), model) not in timing:
-            missing.add(f"{runs.family_of(dataset)}/{model}")
+        if (runs.family_of(dataset, config), model) not in timing:  # (b) times the paper's datasets only
+            missing.add(f"{runs.family_of(dataset, config)}/{model}")
             continue
         c = run_costs(config, dataset, model, timing)
         training += n * (c["epochs"] * c["epoch"] + c["evaluate"])
