@@ -13,11 +13,12 @@ import math
 
 import torch
 
-from . import datasets, metrics, numerics
+from . import datasets, gpus, metrics, numerics
 from .files import write_json
 from .models import count_parameters
 from .loader import SampleSource
-from .rollout import Samples, load_model, resolve_device, rollout, split_rmse
+from .gpus import resolve_device
+from .rollout import Samples, load_model, rollout, split_rmse
 from .runs import PERSISTENCE
 
 log = logging.getLogger("pipeline")
@@ -96,7 +97,8 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
     equivariance levels): the model equivariance error on the validation inputs. Beside each split's RMSE, from the
     same rollout, the benchmark metrics of :func:`split_scores` (correlation time at the params'
-    ``correlation_threshold``, ``evaluation.correlation_threshold`` of the config).
+    ``correlation_threshold``, ``evaluation.correlation_threshold`` of the config). ``gpu`` and ``training_gpu``:
+    where the evaluation and the training ran (``pipeline.gpus.record``: device name, GPU index, slot).
     """
     numerics_state = numerics.configure("fp32", deterministic=True)
     device = resolve_device(device or params["device"])
@@ -113,6 +115,7 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
         "training_precision": saved["training"].get("precision", "fp32"),
         "training_deterministic": saved["training"].get("deterministic", True),
         "evaluation_numerics": numerics_state, "device": str(device),
+        "gpu": gpus.record(device), "training_gpu": saved.get("gpu"),
     }
     scores, valid = _split_metrics(model, source, params)
     out.update(scores)

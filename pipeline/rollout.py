@@ -1,5 +1,6 @@
-"""Running a model on a dataset, shared by training, evaluation and the figures: the device, the in-memory
-sample windows, the autoregressive rollout and its per-step errors, and the trained model rebuilt from its file.
+"""Running a model on a dataset, shared by training, evaluation and the figures: the in-memory sample windows,
+the autoregressive rollout and its per-step errors, and the trained model rebuilt from its file (the device a job
+computes on is chosen by ``pipeline.gpus``).
 
 A model maps ``(B, L, 2, H, W)`` input frames to the next frame; :func:`rollout` feeds each prediction back
 as the newest input frame. RMSE of a split (PROTOCOL.md) is over every rolled-out step, sample, component and
@@ -17,15 +18,6 @@ import torch
 
 from . import datasets, metrics
 from .models import build
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """The torch device of ``training.device``: ``auto`` is CUDA when present, else CPU."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"training.device is {device!r} but no CUDA device is available")
-    return torch.device(device)
 
 
 def rollout(model: torch.nn.Module, inputs: torch.Tensor, steps: int) -> torch.Tensor:

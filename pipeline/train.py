@@ -28,10 +28,11 @@ from pathlib import Path
 
 import torch
 
-from . import datasets, numerics
+from . import datasets, gpus, numerics
 from .models import PARAMETER_BUDGET, build, count_parameters, custom
 from .loader import SampleSource
-from .rollout import Samples, resolve_device, rollout, rollout_mse_per_step, split_rmse
+from .gpus import resolve_device
+from .rollout import Samples, rollout, rollout_mse_per_step, split_rmse
 from .runs import Settings, symmetry_of
 
 log = logging.getLogger("pipeline")
@@ -84,11 +85,13 @@ def _save_checkpoint(path: Path, state: dict) -> None:
 
 def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings, seed: int, run: str,
         checkpoint: str | os.PathLike | None = None, fingerprint: dict | None = None, eval_batch: int = 16,
-        progress: bool = True) -> FitResult:
+        progress: bool = True, max_seconds: float | None = None) -> FitResult:
     """Train ``model`` (already built and seeded) and return the best weights (a copy) and the history.
 
     ``run`` names the run in messages. ``checkpoint``: written after every epoch and resumed from when it
     exists and its ``fingerprint`` (the run's settings) matches; otherwise the run starts afresh.
+    ``max_seconds``: no epoch starts after this much wall time, the first always runs (a check that trains for a
+    fixed time, ``benchmarks/gpu_check.py``); the workflow's runs have none.
     """
     from tqdm import tqdm
 
@@ -118,6 +121,7 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
     # redraw would be a new line among other jobs' lines, and the epoch lines below carry the same numbers
     bar = tqdm(total=config.epochs, initial=state["epoch"], desc=run, file=sys.stderr,
                disable=None if progress else True, dynamic_ncols=True, unit="epoch")
+    deadline = math.inf if max_seconds is None else time.perf_counter() + max_seconds
     while state["epoch"] < config.epochs and state["bad_epochs"] < config.patience:
         epoch = state["epoch"] + 1
         start = time.perf_counter()
@@ -160,6 +164,9 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
                         best=f"{state['best_valid_rmse']:.4f}@{state['best_epoch']}")
         log.info("%s epoch %d: train RMSE %.5f, valid RMSE %.5f, lr %.3g, %.1fs", run, epoch, train_rmse,
                  valid_rmse, lr, state["history"][-1]["seconds"])
+        if time.perf_counter() >= deadline:
+            log.info("%s: stopped after epoch %d, its time (%g s) is up", run, epoch, max_seconds)
+            break
     bar.close()
     if state["bad_epochs"] >= config.patience:
         log.info("%s: early stop after epoch %d (best %d)", run, state["epoch"], state["best_epoch"])
@@ -180,13 +187,15 @@ def write_log(history: list[dict], path: str | os.PathLike, columns=LOG_COLUMNS)
 
 
 def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
-              alpha: float | None = None, device=None, progress: bool = True, cache_mb: float | None = None) -> FitResult:
+              alpha: float | None = None, device=None, progress: bool = True, cache_mb: float | None = None,
+              max_seconds: float | None = None) -> FitResult:
     """Train one run and write ``model.pt`` (best weights + what rebuilds the model) and ``log.csv``.
 
     ``params``: the run's settings, ``pipeline.runs.train_params`` (the rule's params). ``alpha``: the value of
     an alpha sweep, which names the run (``params`` holds it already). ``device`` overrides the params' device.
     ``cache_mb``: the memory for the velocity read (``pipeline.loader``; ``None``: the whole store in memory).
-    ``out_dir/checkpoint.pt`` is kept while the run is unfinished (a restarted job resumes from it).
+    ``max_seconds``: as for :func:`fit`. ``out_dir/checkpoint.pt`` is kept while the run is unfinished (a restarted
+    job resumes from it). ``model.pt`` records where it trained (``pipeline.gpus.record``).
     """
     run = f"{dataset_name}/{model_name}/seed{seed}" + ("" if alpha is None else f"/alpha{alpha:g}")
     device = resolve_device(device or params["device"])
@@ -215,11 +224,11 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
     checkpoint = out / "checkpoint.pt"
     result = fit(model, train, valid, train_cfg, seed, run, checkpoint,
                  {"hyperparameters": hp, "model": model_name, **({"builder": builder} if builder else {})},
-                 params["eval_batch"], progress)
+                 params["eval_batch"], progress, max_seconds)
     saved = {"name": model_name, "symmetry": symmetry, "dataset": dataset_name, "seed": seed,
              "hyperparameters": hp, "training": asdict(train_cfg), "state_dict": result.best_state,
              "best_epoch": result.best_epoch, "best_valid_rmse": result.best_valid_rmse,
-             "epochs_run": result.epochs_run, "versions": datasets.versions(),
+             "epochs_run": result.epochs_run, "versions": datasets.versions(), "gpu": gpus.record(device),
              **({"builder": builder} if builder else {})}
     _save_checkpoint(out / "model.pt", saved)
     write_log(result.history, out / "log.csv")

@@ -275,7 +275,8 @@ def validation_score(run: dict, store: str, model_path: str, device=None, cache_
     (``pipeline.loader``: in memory when the store fits ``cache_mb``)."""
     from . import datasets
     from .loader import SampleSource
-    from .rollout import load_model, resolve_device, rollout_mse_per_step, split_rmse
+    from .gpus import resolve_device
+    from .rollout import load_model, rollout_mse_per_step, split_rmse
 
     device = resolve_device(device or run["device"])
     wcfg = run["windows"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +141,26 @@ def test_early_stopping_after_patience(monkeypatch):
     scripted_validation(monkeypatch, [1.0, 0.5, 0.9, 0.8, 0.4, 0.3])
     result = train.fit(conv(), tr, va, settings(epochs=6, patience=2), seed=0, run="synthetic", progress=False)
     assert result.epochs_run == 4 and result.best_epoch == 2
+
+
+class Slow(Model):
+    """Identity dynamics that take at least 10 ms a step: an epoch of ``samples()`` takes at least 0.1 s."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x):
+        time.sleep(0.01)
+        return self.scale * x[:, -1]
+
+
+def test_max_seconds_stops_after_the_epoch_that_passes_it():
+    tr, va, _ = samples()  # 4 training batches x 2 steps + 1 validation batch x 2 steps: 10 calls, >= 0.1 s
+    fit = lambda **kw: train.fit(Slow(), tr, va, settings(epochs=5), seed=0, run="s", progress=False, **kw)  # noqa: E731
+    assert fit().epochs_run == 5
+    assert fit(max_seconds=0).epochs_run == 1  # the first epoch always runs
+    assert 1 <= fit(max_seconds=0.15).epochs_run <= 2  # two epochs take >= 0.2 s, so no third starts
 
 
 class Exploding(Model):

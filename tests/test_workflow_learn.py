@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +18,18 @@ MODELS = ["conv", "rgroup"]
 
 
 def test_tiny_workflow_trains_evaluates_and_tabulates(tmp_path):
-    # Translation only, two models, one epoch: the other families train nothing.
+    # Translation only, two models, one epoch: the other families train nothing. Two stand-in GPUs (pipeline.gpus):
+    # every training and evaluation claims a slot of one, as on a GPU machine, and computes on the CPU.
     override = {"models": {"translation": MODELS, "rotation": [], "scaling": [], "equivariance": []},
-                "training": {"override": {"epochs": 1}}}
+                "training": {"override": {"epochs": 1}}, "gpus": {"ids": "all", "jobs_per_gpu": 1}}
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(override))
     targets = ["results/tables/table1.csv", "results/tables/table1.md", "results/tables/rollout_translation.csv",
                "results/tables/models.csv"]
     cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"), str(tmp_path / "test.yaml"),
            "--cores", "2", "--quiet", "rules"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    env = {**{k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}, "PIPELINE_STANDIN_GPUS": "0,1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
 
     tiny = yaml.safe_load((ROOT / "presets" / "tiny.yaml").read_text())
@@ -39,6 +42,10 @@ def test_tiny_workflow_trains_evaluates_and_tabulates(tmp_path):
             assert math.isfinite(m[f"{split}_rmse"]) and len(m[f"{split}_rmse_per_step"]) == steps
         saved = torch.load(run / "model.pt", weights_only=True)
         assert saved["name"] == model and saved["hyperparameters"]["hidden"] == tiny["training"]["override"]["hidden"]
+        for where in (m["gpu"], m["training_gpu"]):  # each job held a slot of a stand-in GPU
+            assert where["index"] in (0, 1) and where["slot"] == 0 and where["chosen_by"] == "slot"
+            assert where["device"] == "cpu" and where["name"] == f"cpu (standing in for GPU {where['index']})"
+        assert m["training_gpu"] == saved["gpu"]
         assert pd.read_csv(run / "log.csv").epoch.tolist() == [1]
         assert (tmp_path / "results" / "logs" / "train" / "translation" / model / "seed0.log").stat().st_size > 0
         assert (tmp_path / "results" / "benchmarks" / "train" / "translation" / model / "seed0.tsv").exists()

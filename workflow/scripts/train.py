@@ -2,14 +2,19 @@ import os
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")
-import torch  # noqa: E402
-
-from pipeline import jobs, train  # noqa: E402
+from pipeline import gpus, jobs  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
 wc = snakemake.wildcards
+# Before anything starts CUDA: the GPU slot (config['gpus'], not a param: it changes where a job runs, not its result)
+device = gpus.job_device(snakemake.params.run["device"], snakemake.config.get("gpus"), gpus.job_name(snakemake))
+
+import torch  # noqa: E402
+
+from pipeline import train  # noqa: E402
+
+torch.set_num_threads(snakemake.threads)
 alpha = wc.get("alpha")
 train.train_run(snakemake.params.run, wc.dataset, snakemake.input[0], wc.model, int(wc.seed),
                 out_dir=os.path.dirname(snakemake.output.model), alpha=None if alpha is None else float(alpha),
-                cache_mb=snakemake.resources.cache_mb)
+                device=device, cache_mb=snakemake.resources.cache_mb)
