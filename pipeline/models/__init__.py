@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 SYMMETRIES = ("translation", "rotation", "scaling")
 NAMES = {
     "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup"),
-    "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr"),
-    "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts"),
+    "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr",
+                 "crelax"),
+    "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts",
+                "crelax"),
 }
 
 

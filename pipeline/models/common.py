@@ -398,3 +398,79 @@ class Combo(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.back(self.front(x))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Relax-then-project (Pertigkiozoglou et al., NeurIPS 2024): an equivariant net trained with non-equivariant
+# additive terms whose weight a schedule takes to zero; evaluated without them (exactly equivariant).
+# ---------------------------------------------------------------------------------------------------------
+
+def triangle_schedule(progress: float) -> float:
+    """The authors' schedule of the relaxed terms' weight: 0 -> 1 over the first half of the maximum epochs,
+    1 -> 0 over the second (``2 p`` for ``p <= 1/2``, else ``2 (1 - p)``); zero at ``p = 0`` and ``p = 1``."""
+    p = min(max(float(progress), 0.0), 1.0)
+    return 2.0 * p if p <= 0.5 else 2.0 * (1.0 - p)
+
+
+def linear_schedule(progress: float) -> float:
+    """``1 - p``: the relaxed terms fully on at the start, zero at ``p = 1``."""
+    return 1.0 - min(max(float(progress), 0.0), 1.0)
+
+
+RELAXATION_SCHEDULES = {"triangle": triangle_schedule, "linear": linear_schedule}
+
+
+def relaxation_penalty_of_kernel(weight: torch.Tensor, transformed: torch.Tensor) -> torch.Tensor:
+    """The authors' penalty on one relaxed kernel: ``||W|| + ||W - g W||`` (Frobenius norms, not squared), ``g W``
+    the kernel moved by one group element (a quarter turn, a dilation)."""
+    return torch.linalg.vector_norm(weight) + torch.linalg.vector_norm(weight - transformed)
+
+
+class RelaxThenProject(Model):
+    """``layers`` equivariant layers, each with a relaxed (unconstrained) additive term of the same shape:
+    ``h_{i+1} = act(E_i(h_i) + m R_i(h_i))`` in training, ``act(E_i(h_i))`` in evaluation (``model.eval()``), the
+    projection onto the equivariant model. ``m`` is the schedule's value at the training progress, set by the
+    training loop through :meth:`on_training_step` (``pipeline.train.tell_progress``); it starts and ends at zero.
+    ``regularizer() = alpha * sum_i (||W_i|| + ||W_i - g W_i||)`` over the relaxed kernels ``W_i`` (the authors'
+    penalty that keeps the relaxed terms small and close to equivariant while they are on).
+
+    Subclasses give :meth:`encode` (input frames -> first layer's input), :meth:`decode` (last layer's output ->
+    ``(B, 2, H, W)``) and :meth:`moved_kernel` (``g W``).
+    """
+
+    def __init__(self, equivariant: list[nn.Module], relaxed: list[nn.Conv2d], alpha: float,
+                 schedule: str = "triangle"):
+        super().__init__()
+        if schedule not in RELAXATION_SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(RELAXATION_SCHEDULES)}, got {schedule!r}")
+        if len(equivariant) != len(relaxed):
+            raise ValueError(f"{len(equivariant)} equivariant layers but {len(relaxed)} relaxed terms")
+        self.equivariant, self.relaxed = nn.ModuleList(equivariant), nn.ModuleList(relaxed)
+        self.alpha, self.schedule = float(alpha), schedule
+        self.mix = 0.0  # the relaxed terms' weight; zero until the training loop says otherwise
+
+    def on_training_step(self, progress: float) -> None:
+        self.mix = RELAXATION_SCHEDULES[self.schedule](progress)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def moved_kernel(self, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encode(x)
+        relax = self.training and self.mix != 0.0
+        last = len(self.equivariant) - 1
+        for i, (eq, rel) in enumerate(zip(self.equivariant, self.relaxed)):
+            h = eq(h) + self.mix * rel(h) if relax else eq(h)
+            if i < last:
+                h = torch.relu(h)
+        return self.decode(h)
+
+    def regularizer(self) -> torch.Tensor:
+        return self.alpha * sum(relaxation_penalty_of_kernel(r.weight, self.moved_kernel(r.weight))
+                                for r in self.relaxed)

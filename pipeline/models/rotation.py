@@ -31,8 +31,8 @@ from torch import nn
 
 from ..symmetry import rotate_scalar
 from . import PARAMETER_BUDGET
-from .common import (MLP, ConvNet, LocallyConnected2d, Model, conv_stack, finite_differences_l1, frames_to_channels,
-                     relu_between)
+from .common import (MLP, ConvNet, LocallyConnected2d, Model, RelaxThenProject, conv_stack, finite_differences_l1,
+                     frames_to_channels, relu_between)
 
 N_ROT = 4  # order of the cyclic group C4
 
@@ -481,6 +481,51 @@ class RSteer(Model):
 
 
 # --------------------------------------------------------------------------------------------------------
+# relax-then-project (Pertigkiozoglou et al. 2024) on E2CNN
+# --------------------------------------------------------------------------------------------------------
+
+class TensorR2Conv(nn.Module):
+    """An escnn ``R2Conv`` between plain tensors (the channels of ``in_type`` -> those of ``out_type``)."""
+
+    def __init__(self, in_type, out_type, kernel_size: int):
+        super().__init__()
+        from escnn import nn as enn
+        self.in_type = in_type
+        self.conv = enn.R2Conv(in_type, out_type, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        from escnn import nn as enn
+        return self.conv(enn.GeometricTensor(h, self.in_type)).tensor
+
+
+class CRelax(RelaxThenProject):
+    """Relax-then-project on the C4 E2CNN (:class:`E2CNN`'s field types, frame and ReLU): every escnn layer gets a
+    bias-free plain convolution of the same shape, weighted by the schedule in training and dropped in evaluation,
+    when the model is exactly :class:`E2CNN`. ``g W``: the kernel turned a quarter (the authors' ``rot90``)."""
+
+    def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int, alpha: float,
+                 schedule: str = "triangle"):
+        _check_kernel(kernel_size)
+        if layers < 1:
+            raise ValueError(f"layers must be at least 1, got {layers}")
+        types = [_field_type(("vector", in_frames))] + [_field_type(("regular", hidden))] * (layers - 1) \
+            + [_field_type(("vector", 1))]
+        pairs = list(zip(types[:-1], types[1:]))
+        super().__init__([TensorR2Conv(a, b, kernel_size) for a, b in pairs],
+                         [nn.Conv2d(a.size, b.size, kernel_size, padding=kernel_size // 2, bias=False) for a, b in pairs],
+                         alpha, schedule)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return frames_to_channels(to_escnn_frame(x))
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return from_escnn_frame(h)
+
+    def moved_kernel(self, weight: torch.Tensor) -> torch.Tensor:
+        return torch.rot90(weight, 1, dims=(-2, -1))
+
+
+# --------------------------------------------------------------------------------------------------------
 # constrained locally connected net (CLCNN), our frame
 # --------------------------------------------------------------------------------------------------------
 
@@ -611,6 +656,11 @@ def build_rsteer_tr(in_frames: int = 10, frame_size=(64, 64), hidden: int = 92, 
     return RSteer(in_frames, hidden, layers, kernel_size, alpha, rank=int(rank), frame_size=tuple(frame_size))
 
 
+def build_crelax(in_frames: int = 10, hidden: int = 92, layers: int = 5, kernel_size: int = 3,
+                 alpha: float = 1e-2, schedule: str = "triangle") -> Model:
+    return CRelax(in_frames, hidden, layers, kernel_size, alpha, schedule)
+
+
 MODELS = {
     "mlp": build_mlp,
     "conv": build_conv,
@@ -622,4 +672,5 @@ MODELS = {
     "rgroup": build_rgroup,
     "rsteer": build_rsteer,
     "rsteer_tr": build_rsteer_tr,
+    "crelax": build_crelax,
 }

@@ -1,0 +1,125 @@
+"""The approximately equivariant models published since 2022 (docs/newer-models.md): each one's claimed property,
+at tiny sizes."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from helpers import assert_equivariant, equivariance_gap
+from pipeline import train
+from pipeline.models import build, common
+from pipeline.symmetry import rotate
+
+SIZE = (12, 12)
+ROT = dict(in_frames=2, hidden=2, layers=3, kernel_size=3)
+SCALE = dict(in_frames=2, hidden=3, layers=3, kernel_size=5, scales=(1.0, 1.5))
+
+
+def frames(batch=2, t=2, size=SIZE):
+    return torch.randn(batch, t, 2, *size)
+
+
+def rot(k):
+    return lambda u: rotate(u, k)
+
+
+def perturb_(module: torch.nn.Module, scale: float = 0.3) -> None:
+    """Move every parameter away from its initial value (relaxed terms included), as training would."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(scale * torch.randn_like(p))
+
+
+# ------------------------------------------------------------------------------------ relax-then-project
+
+def test_schedules_start_peak_and_reach_zero():
+    tri, lin = common.triangle_schedule, common.linear_schedule
+    assert [tri(p) for p in (0.0, 0.25, 0.5, 0.75, 1.0)] == [0.0, 0.5, 1.0, 0.5, 0.0]
+    assert [lin(p) for p in (0.0, 0.5, 1.0)] == [1.0, 0.5, 0.0]
+    assert tri(1.7) == 0.0 and lin(-1.0) == 1.0  # clamped to [0, 1]
+
+
+def test_relaxed_penalty_of_known_kernels():
+    """``||W|| + ||W - g W||``: a quarter-turn-invariant kernel pays only ``||W||``; a dilation of a constant kernel
+    is the same constant (bilinear weights sum to 1)."""
+    m = build("crelax", "rotation", **ROT)
+    w = torch.ones(1, 1, 3, 3)
+    w[0, 0, 1, 1] = 5.0
+    assert float(common.relaxation_penalty_of_kernel(w, m.moved_kernel(w))) == pytest.approx(math.sqrt(8 + 25))
+    v = torch.zeros(1, 1, 3, 3)
+    v[0, 0, 0, 2] = 1.0  # one corner: a quarter turn moves it to another corner
+    assert float(common.relaxation_penalty_of_kernel(v, m.moved_kernel(v))) == pytest.approx(1 + math.sqrt(2))
+    s = build("crelax", "scaling", **SCALE)
+    c = torch.full((2, 3, 5, 5), 0.7)
+    torch.testing.assert_close(s.moved_kernel(c), c)
+
+
+@pytest.mark.parametrize("symmetry, hp", [("rotation", ROT), ("scaling", SCALE)])
+def test_projection_is_the_equivariant_model(symmetry, hp):
+    """In evaluation the relaxed terms are gone: the same seed gives exactly the E2CNN / SESN output (both build
+    their equivariant layers first, in the same order), whatever the relaxed weights and the schedule."""
+    x = frames()
+    torch.manual_seed(0)
+    equiv = build("equiv", symmetry, **hp).eval()
+    torch.manual_seed(0)
+    model = build("crelax", symmetry, **hp)
+    with torch.no_grad():
+        for r in model.relaxed:
+            r.weight.normal_()
+    model.on_training_step(0.5)
+    assert model.mix == 1.0
+    with torch.no_grad():
+        on = model.train()(x)
+        off = model.eval()(x)
+        torch.testing.assert_close(off, equiv(x), rtol=0, atol=1e-6)
+    assert (on - off).abs().max() > 1e-2  # in training the relaxed terms do act
+
+
+@pytest.mark.parametrize("k", (1, 2, 3))
+def test_crelax_rotation_eval_is_equivariant_and_training_is_not(k):
+    torch.manual_seed(1)
+    model = build("crelax", "rotation", **ROT)
+    perturb_(model)
+    model.on_training_step(0.5)
+    x = frames()
+    err, scale = equivariance_gap(model.train(), x, rot(k))
+    assert err > 1e-2 * scale  # relaxed: not equivariant while the terms are on
+    assert_equivariant(model.eval(), x, rot(k))
+
+
+def test_crelax_trained_by_the_loop_reaches_zero_weight_and_is_equivariant():
+    """The training loop tells the model its progress before every step; the schedule's weight rises and falls back
+    to (almost) zero by the last step, the relaxed terms are trained, and the final model is equivariant."""
+    from test_train import samples, settings
+
+    tr, va, _ = samples()
+    torch.manual_seed(0)
+    model = build("crelax", "rotation", in_frames=2, hidden=2, layers=2, kernel_size=3, alpha=1e-3)
+    before = [r.weight.detach().clone() for r in model.relaxed]
+    seen, hook = [], model.on_training_step
+
+    def record(progress):
+        hook(progress)
+        seen.append((progress, model.mix))
+
+    model.on_training_step = record
+    cfg = settings(epochs=4, batch=4)
+    result = train.fit(model, tr, va, cfg, seed=0, run="crelax", progress=False)
+    steps = math.ceil(len(tr) / cfg.batch)
+    expected = [(e + s / steps) / cfg.epochs for e in range(cfg.epochs) for s in range(steps)]
+    assert [p for p, _ in seen] == pytest.approx(expected)
+    mixes = [m for _, m in seen]
+    assert mixes[0] == 0.0 and max(mixes) == pytest.approx(1.0, abs=2 / len(mixes))
+    assert mixes[-1] == pytest.approx(2 / (cfg.epochs * steps))  # one step before the schedule's zero at p = 1
+    assert common.triangle_schedule(1.0) == 0.0
+    assert any(not torch.equal(b, r.weight) for b, r in zip(before, model.relaxed))
+    model.load_state_dict(result.best_state)
+    for k in (1, 2, 3):
+        assert_equivariant(model.eval(), torch.randn(2, 2, 2, 16, 16), rot(k))
+
+
+def test_crelax_rejects_an_unknown_schedule():
+    with pytest.raises(ValueError, match="schedule must be one of triangle, linear, got 'cosine'"):
+        build("crelax", "rotation", schedule="cosine", **ROT)
