@@ -62,7 +62,9 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
     equivariance levels): the model equivariance error on the validation inputs. Beside each split's RMSE, from the
     same rollout, the benchmark metrics of :func:`split_scores` (correlation time at the params'
-    ``correlation_threshold``, ``evaluation.correlation_threshold`` of the config).
+    ``correlation_threshold``, ``evaluation.correlation_threshold`` of the config). A model with
+    ``evaluation_variants()`` (``{name: module}``) has each variant's test scores and equivariance error written too,
+    as ``{name}_{key}`` (``fields_zeroed_test_future_rmse``: symmetry-breaking inputs zeroed).
     """
     numerics_state = numerics.configure("fp32", deterministic=True)
     device = resolve_device(device or params["device"])
@@ -83,12 +85,15 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     threshold = params["correlation_threshold"]
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
     out.update(split_scores(model, valid, batch, "valid", threshold=threshold))
-    for split in TEST_SPLITS:
-        if split in wcfg:
-            samples = source.samples(datasets.split_windows(ds, split, wcfg))
-            out.update(split_scores(model, samples, batch, split, threshold=threshold))
-    if saved["symmetry"] == "rotation":
-        out["equivariance_error"] = mean_rotation_equivariance_error(model, valid, batch)
+    tests = {split: source.samples(datasets.split_windows(ds, split, wcfg)) for split in TEST_SPLITS if split in wcfg}
+    # a model may name variants of itself to be scored beside it (symmetry-breaking inputs zeroed, say): the keys
+    # of variant v are v's own prefixed by "v_" (v_test_future_rmse, ..., v_equivariance_error)
+    variants = {"": model, **{f"{name}_": m for name, m in getattr(model, "evaluation_variants", dict)().items()}}
+    for prefix, scored in variants.items():
+        for split, samples in tests.items():
+            out.update(split_scores(scored, samples, batch, prefix + split, threshold=threshold))
+        if saved["symmetry"] == "rotation":
+            out[prefix + "equivariance_error"] = mean_rotation_equivariance_error(scored, valid, batch)
     if family == "equivariance":
         out["level"] = ds.attrs["level"]
         out["data_equivariance_error"] = ds.attrs["data_equivariance_error"]

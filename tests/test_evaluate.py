@@ -73,3 +73,15 @@ def test_metrics_of_an_equivariance_level(tmp_path):
     assert "test_future_rmse" not in m and "test_domain_rmse" not in m
     assert (m["level"], m["data_equivariance_error"]) == (2, 0.25)
     assert 0 <= m["equivariance_error"] < 1e-5  # E2CNN: exactly C4-equivariant, so the metric is round-off
+
+
+def test_metrics_of_a_model_with_variants_score_each_variant(tmp_path):
+    """Symmetry-breaking inputs: metrics.json scores the model and, beside it, the model with its fields zeroed, which
+    is exactly C4-equivariant."""
+    cfg, m = _trained(tmp_path, "rotation", "sbi")
+    steps = cfg["windows"]["rotation"]["rollout"]
+    for split in ("test_future", "test_domain"):
+        assert math.isfinite(m[f"fields_zeroed_{split}_rmse"]) and len(m[f"fields_zeroed_{split}_rmse_per_step"]) == steps
+        assert m[f"fields_zeroed_{split}_rmse"] != m[f"{split}_rmse"]
+    assert "fields_zeroed_valid_rmse" not in m
+    assert 0 <= m["fields_zeroed_equivariance_error"] < 1e-5 < m["equivariance_error"]

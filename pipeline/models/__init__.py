@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 
 SYMMETRIES = ("translation", "rotation", "scaling")
 NAMES = {
-    "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup"),
+    "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup", "sbi"),
     "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr",
-                 "crelax"),
+                 "crelax", "sbi"),
     "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts",
-                "crelax"),
+                "crelax", "sbi"),
 }
 
 

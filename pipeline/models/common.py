@@ -474,3 +474,60 @@ class RelaxThenProject(Model):
     def regularizer(self) -> torch.Tensor:
         return self.alpha * sum(relaxation_penalty_of_kernel(r.weight, self.moved_kernel(r.weight))
                                 for r in self.relaxed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Symmetry-breaking inputs (Ashman et al., NeurIPS 2024): an equivariant net that also reads learned fields that
+# do not transform with the input, dropped out in training; zeroing them gives back the equivariant net.
+# ---------------------------------------------------------------------------------------------------------
+
+class SymmetryBreakingInputs(Model):
+    """Base of the models that read ``fields`` learned scalar fields over the frame beside the input frames: the
+    fields are a parameter ``(fields, H, W)``, the same for every sample and left untouched by any group action on
+    the input, so they are what lets the otherwise equivariant net break the symmetry. In training each sample's
+    fields are zeroed with probability ``dropout`` (at every call, i.e. every rollout step); in evaluation they are
+    on. With the fields zero the model is its equivariant backbone exactly (a convolution of zero input channels
+    adds nothing); they start at zero. Subclasses give :meth:`predict` (input frames and the fields
+    ``(B, fields, H, W)`` -> ``(B, 2, H, W)``). :meth:`evaluation_variants` names the model with the fields zeroed,
+    which ``pipeline.evaluate`` scores beside the model itself.
+    """
+
+    def __init__(self, fields: int, frame_size: tuple[int, int], dropout: float):
+        super().__init__()
+        if fields < 1:
+            raise ValueError(f"fields must be at least 1, got {fields}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"field_dropout must be in [0, 1), got {dropout}")
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self.fields = nn.Parameter(torch.zeros(int(fields), *self.frame_size))
+        self.dropout = float(dropout)
+
+    def predict(self, x: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def breaking_fields(self, batch: int) -> torch.Tensor:
+        f = self.fields.expand(batch, *self.fields.shape)
+        if self.training and self.dropout > 0:
+            keep = torch.rand(batch, 1, 1, 1, device=f.device) >= self.dropout
+            f = f * keep.to(f.dtype)
+        return f
+
+    def forward(self, x: torch.Tensor, zero_fields: bool = False) -> torch.Tensor:
+        _check_frame(x, self.frame_size, type(self).__name__)
+        fields = self.breaking_fields(x.shape[0])
+        return self.predict(x, torch.zeros_like(fields) if zero_fields else fields)
+
+    def evaluation_variants(self) -> dict[str, nn.Module]:
+        return {"fields_zeroed": FieldsZeroed(self)}
+
+
+class FieldsZeroed(nn.Module):
+    """A :class:`SymmetryBreakingInputs` model evaluated with its fields zeroed (its equivariant backbone)."""
+
+    def __init__(self, model: SymmetryBreakingInputs):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, zero_fields=True)
+

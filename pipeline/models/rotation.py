@@ -31,7 +31,7 @@ from torch import nn
 
 from ..symmetry import rotate_scalar
 from . import PARAMETER_BUDGET
-from .common import (MLP, ConvNet, LocallyConnected2d, Model, RelaxThenProject, conv_stack, finite_differences_l1,
+from .common import (MLP, ConvNet, LocallyConnected2d, Model, RelaxThenProject, SymmetryBreakingInputs, conv_stack, finite_differences_l1,
                      frames_to_channels, relu_between)
 
 N_ROT = 4  # order of the cyclic group C4
@@ -525,6 +525,21 @@ class CRelax(RelaxThenProject):
         return torch.rot90(weight, 1, dims=(-2, -1))
 
 
+class SBI(SymmetryBreakingInputs):
+    """Symmetry-breaking inputs (Ashman et al. 2024) on the C4 E2CNN: the learned fields enter :class:`E2CNN` as
+    trivial-representation fields beside the ``T_in`` vector fields (as Lift's encoder output does), so a rotation
+    of the input does not move them. Fields zeroed: exactly the E2CNN function."""
+
+    def __init__(self, in_frames: int, frame_size: tuple[int, int], hidden: int, layers: int, kernel_size: int,
+                 fields: int, dropout: float):
+        super().__init__(fields, frame_size, dropout)
+        self.net = E2CNN(in_frames, hidden, layers, kernel_size, extra_trivial=fields)
+
+    def predict(self, x: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+        h = torch.cat((frames_to_channels(to_escnn_frame(x)), fields), dim=1)
+        return from_escnn_frame(self.net.backbone(h))
+
+
 # --------------------------------------------------------------------------------------------------------
 # constrained locally connected net (CLCNN), our frame
 # --------------------------------------------------------------------------------------------------------
@@ -661,6 +676,11 @@ def build_crelax(in_frames: int = 10, hidden: int = 92, layers: int = 5, kernel_
     return CRelax(in_frames, hidden, layers, kernel_size, alpha, schedule)
 
 
+def build_sbi(in_frames: int = 10, frame_size=(64, 64), hidden: int = 92, layers: int = 5, kernel_size: int = 3,
+              fields: int = 4, field_dropout: float = 0.5) -> Model:
+    return SBI(in_frames, tuple(frame_size), hidden, layers, kernel_size, fields, field_dropout)
+
+
 MODELS = {
     "mlp": build_mlp,
     "conv": build_conv,
@@ -673,4 +693,5 @@ MODELS = {
     "rsteer": build_rsteer,
     "rsteer_tr": build_rsteer_tr,
     "crelax": build_crelax,
+    "sbi": build_sbi,
 }

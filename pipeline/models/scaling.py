@@ -59,8 +59,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import PARAMETER_BUDGET
-from .common import (MLP, ConvNet, LayerNet, LocallyConnected2d, Model, RelaxThenProject, conv_stack,
-                     finite_differences_l1, frames_to_channels)
+from .common import (MLP, ConvNet, LayerNet, LocallyConnected2d, Model, RelaxThenProject, SymmetryBreakingInputs,
+                     conv_stack, finite_differences_l1, frames_to_channels)
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 2.5)
 
@@ -500,6 +500,19 @@ class CRelax(RelaxThenProject):
         return torch.einsum("yz,...z->...y", self.dilation, flat).reshape(weight.shape)
 
 
+class SBI(SymmetryBreakingInputs):
+    """Symmetry-breaking inputs (Ashman et al. 2024) on SESN: the learned fields are extra input channels of the
+    lifting layer, so a zoom of the input does not zoom them. Fields zeroed: exactly a SESN."""
+
+    def __init__(self, in_frames: int, frame_size: tuple[int, int], hidden: int, layers: int, kernel_size: int,
+                 scales: Sequence[float], fields: int, dropout: float, **kw):
+        super().__init__(fields, frame_size, dropout)
+        self.net = SESNStack(2 * in_frames + fields, hidden, 2, layers, kernel_size, scales, **kw)
+
+    def predict(self, x: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat((frames_to_channels(x), fields), dim=1))
+
+
 # ----------------------------------------------------------------------------------------------------
 # Builders
 # ----------------------------------------------------------------------------------------------------
@@ -591,6 +604,13 @@ def build_crelax(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_
                   pool)
 
 
+def build_sbi(frame_size, in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+              scales=DEFAULT_SCALES, fields: int = 4, field_dropout: float = 0.5, basis_size: int = 3,
+              base_sigma: float = 0.6, scale_mix: int = 1, pool: str = "mean"):
+    return SBI(in_frames, tuple(int(v) for v in frame_size), hidden, layers, kernel_size, _scales(scales), fields,
+               field_dropout, basis_size=basis_size, base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
+
+
 MODELS = {
     "mlp": build_mlp,
     "conv": build_conv,
@@ -604,4 +624,5 @@ MODELS = {
     "rsteer_scale": build_rsteer_scale,
     "rsteer_ts": build_rsteer_ts,
     "crelax": build_crelax,
+    "sbi": build_sbi,
 }

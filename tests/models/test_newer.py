@@ -123,3 +123,78 @@ def test_crelax_trained_by_the_loop_reaches_zero_weight_and_is_equivariant():
 def test_crelax_rejects_an_unknown_schedule():
     with pytest.raises(ValueError, match="schedule must be one of triangle, linear, got 'cosine'"):
         build("crelax", "rotation", schedule="cosine", **ROT)
+
+
+# ------------------------------------------------------------------------------------ symmetry-breaking inputs
+
+SBI = {"translation": dict(in_frames=2, frame_size=(20, 20), hidden=4, layers=3, kernel_size=3),
+       "rotation": dict(in_frames=2, frame_size=SIZE, hidden=2, layers=3, kernel_size=3),
+       "scaling": dict(in_frames=2, frame_size=SIZE, **{k: v for k, v in SCALE.items() if k != "in_frames"})}
+
+
+def sbi(symmetry, **kw):
+    torch.manual_seed(2)
+    model = build("sbi", symmetry, **SBI[symmetry], **kw)
+    perturb_(model)  # fields and weights away from their (equivariant) start
+    return model.eval()
+
+
+@pytest.mark.parametrize("k", (1, 2, 3))
+def test_sbi_rotation_zeroed_fields_give_exact_equivariance(k):
+    model = sbi("rotation")
+    x = frames()
+    zeroed = model.evaluation_variants()["fields_zeroed"]
+    assert_equivariant(zeroed, x, rot(k))
+    err, scale = equivariance_gap(model, x, rot(k))
+    assert err > 1e-2 * scale  # with the fields on the symmetry is broken
+
+
+def test_sbi_translation_zeroed_fields_give_the_cnn():
+    """Zeroed: translation-equivariant away from the borders (a CNN); on: not."""
+    from pipeline.symmetry import translate
+
+    model = sbi("translation")
+    zeroed = model.evaluation_variants()["fields_zeroed"]
+    x = frames(size=(20, 20))
+    shift = lambda u: translate(u, 2, -1)  # noqa: E731
+    crop = 3 + 3  # receptive field (3 layers of kernel 3) plus the shift
+    assert_equivariant(zeroed, x, shift, crop=crop)
+    err, scale = equivariance_gap(model, x, shift, crop=crop)
+    assert err > 1e-2 * scale
+
+
+def test_sbi_scaling_zeroed_fields_give_a_sesn():
+    """Zeroed, the model is the SESN whose lifting layer has only the frames' input channels: copy the weights into
+    ``equiv`` and the outputs agree exactly; with the fields on they differ."""
+    model = sbi("scaling")
+    torch.manual_seed(0)
+    equiv = build("equiv", "scaling", **SCALE).eval()
+    state = {k: (v[:, :4] if k == "net.convs.0.weight" else v) for k, v in model.state_dict().items()
+             if k.startswith("net.")}
+    equiv.load_state_dict(state)
+    x = frames()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, zero_fields=True), equiv(x), rtol=0, atol=1e-6)
+        assert (model(x) - equiv(x)).abs().max() > 1e-3
+
+
+def test_sbi_fields_start_at_zero_and_dropout_zeroes_whole_samples():
+    torch.manual_seed(0)
+    model = build("sbi", "rotation", **SBI["rotation"], field_dropout=0.5)
+    assert float(model.fields.detach().abs().max()) == 0.0  # starts as the equivariant model
+    perturb_(model)
+    x = frames(batch=1).expand(32, -1, -1, -1, -1)
+    with torch.no_grad():
+        on, off = model.eval()(x[:1]), model(x[:1], zero_fields=True)
+        out = model.train()(x)
+    is_on = [torch.allclose(o, on[0], atol=1e-6) for o in out]
+    is_off = [torch.allclose(o, off[0], atol=1e-6) for o in out]
+    assert all(a != b for a, b in zip(is_on, is_off))  # every sample has all its fields on or all off
+    assert 4 <= sum(is_off) <= 28  # about half dropped (P(outside) < 1e-3 for Binomial(32, 1/2))
+
+
+def test_sbi_rejects_bad_settings():
+    with pytest.raises(ValueError, match="field_dropout must be in \\[0, 1\\), got 1.0"):
+        build("sbi", "translation", **SBI["translation"], field_dropout=1.0)
+    with pytest.raises(ValueError, match="fields must be at least 1, got 0"):
+        build("sbi", "rotation", **SBI["rotation"], fields=0)
