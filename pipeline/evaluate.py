@@ -15,6 +15,7 @@ from .files import write_json
 from .models import count_parameters
 from .loader import SampleSource
 from .rollout import Samples, load_model, resolve_device, rollout, split_rmse
+from .train import model_report
 
 log = logging.getLogger("pipeline")
 
@@ -82,6 +83,7 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
         "training_deterministic": saved["training"].get("deterministic", True),
         "evaluation_numerics": numerics_state, "device": str(device),
     }
+    out.update({f"model_{k}": v for k, v in model_report(model).items()})  # ACE's gamma_i ...: model_gamma_1, ...
     threshold = params["correlation_threshold"]
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
     out.update(split_scores(model, valid, batch, "valid", threshold=threshold))

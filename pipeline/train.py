@@ -60,6 +60,13 @@ def tell_progress(model: torch.nn.Module, progress: float) -> None:
         hook(float(progress))
 
 
+def model_report(model: torch.nn.Module) -> dict[str, float]:
+    """``model.report()``, if the model defines it: scalars it reports about itself (ACE: ``gamma_i``, its slack and
+    multiplier per layer), added to every epoch's row of ``log.csv`` and to ``metrics.json``."""
+    report = getattr(model, "report", None)
+    return {} if report is None else {str(k): float(v) for k, v in report().items()}
+
+
 def validation_rmse(model: torch.nn.Module, samples: Samples, batch: int) -> float:
     """RMSE over the validation windows (``out_length``-step rollout): the early-stopping criterion."""
     return split_rmse(rollout_mse_per_step(model, samples, batch))[0]
@@ -164,7 +171,7 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         state["history"].append({"epoch": epoch, "train_rmse": train_rmse, "valid_rmse": valid_rmse, "lr": lr,
-                                 "seconds": time.perf_counter() - start})
+                                 "seconds": time.perf_counter() - start, **model_report(model)})
         if checkpoint:
             _save_checkpoint(checkpoint, {"fingerprint": fingerprint, "model": model.state_dict(),
                                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -231,7 +238,8 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
              "best_epoch": result.best_epoch, "best_valid_rmse": result.best_valid_rmse,
              "epochs_run": result.epochs_run, "versions": datasets.versions()}
     _save_checkpoint(out / "model.pt", saved)
-    write_log(result.history, out / "log.csv")
+    reported = tuple(k for k in (result.history[0] if result.history else {}) if k not in LOG_COLUMNS)
+    write_log(result.history, out / "log.csv", LOG_COLUMNS + reported)  # + the model's report() columns
     checkpoint.unlink(missing_ok=True)
     log.info("%s: best valid RMSE %.5f at epoch %d of %d", run, result.best_valid_rmse, result.best_epoch,
              result.epochs_run)

@@ -85,3 +85,12 @@ def test_metrics_of_a_model_with_variants_score_each_variant(tmp_path):
         assert m[f"fields_zeroed_{split}_rmse"] != m[f"{split}_rmse"]
     assert "fields_zeroed_valid_rmse" not in m
     assert 0 <= m["fields_zeroed_equivariance_error"] < 1e-5 < m["equivariance_error"]
+
+
+def test_metrics_hold_the_model_report(tmp_path):
+    """ACE: metrics.json has each layer's gamma, slack and multiplier of the evaluated weights (model_gamma_1 ...)."""
+    _, m = _trained(tmp_path, "rotation", "ace")
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    gammas = [m[f"model_gamma_{i + 1}"] for i in range(len(saved["state_dict"]["gamma"]))]
+    assert gammas == pytest.approx(saved["state_dict"]["gamma"].tolist())
+    assert f"model_gamma_{len(gammas) + 1}" not in m and "model_multiplier_1" in m and "model_slack_1" in m

@@ -22,9 +22,9 @@ SYMMETRIES = ("translation", "rotation", "scaling")
 NAMES = {
     "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup", "sbi"),
     "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr",
-                 "crelax", "sbi"),
+                 "crelax", "sbi", "ace"),
     "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts",
-                "crelax", "sbi"),
+                "crelax", "sbi", "ace"),
 }
 
 

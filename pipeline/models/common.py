@@ -426,31 +426,20 @@ def relaxation_penalty_of_kernel(weight: torch.Tensor, transformed: torch.Tensor
     return torch.linalg.vector_norm(weight) + torch.linalg.vector_norm(weight - transformed)
 
 
-class RelaxThenProject(Model):
-    """``layers`` equivariant layers, each with a relaxed (unconstrained) additive term of the same shape:
-    ``h_{i+1} = act(E_i(h_i) + m R_i(h_i))`` in training, ``act(E_i(h_i))`` in evaluation (``model.eval()``), the
-    projection onto the equivariant model. ``m`` is the schedule's value at the training progress, set by the
-    training loop through :meth:`on_training_step` (``pipeline.train.tell_progress``); it starts and ends at zero.
-    ``regularizer() = alpha * sum_i (||W_i|| + ||W_i - g W_i||)`` over the relaxed kernels ``W_i`` (the authors'
-    penalty that keeps the relaxed terms small and close to equivariant while they are on).
+class AdditiveRelaxation(Model):
+    """``layers`` equivariant layers ``E_i``, each with an unconstrained additive term ``R_i`` of the same shape:
+    ``h_{i+1} = relu(E_i(h_i) + c_i R_i(h_i))`` (no ReLU after the last), the weights ``c_i`` given by
+    :meth:`term_weights` (``None``: the terms are off and the model is its equivariant part exactly).
 
     Subclasses give :meth:`encode` (input frames -> first layer's input), :meth:`decode` (last layer's output ->
-    ``(B, 2, H, W)``) and :meth:`moved_kernel` (``g W``).
+    ``(B, 2, H, W)``) and :meth:`term_weights`.
     """
 
-    def __init__(self, equivariant: list[nn.Module], relaxed: list[nn.Conv2d], alpha: float,
-                 schedule: str = "triangle"):
+    def __init__(self, equivariant: list[nn.Module], relaxed: list[nn.Conv2d]):
         super().__init__()
-        if schedule not in RELAXATION_SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(RELAXATION_SCHEDULES)}, got {schedule!r}")
         if len(equivariant) != len(relaxed):
             raise ValueError(f"{len(equivariant)} equivariant layers but {len(relaxed)} relaxed terms")
         self.equivariant, self.relaxed = nn.ModuleList(equivariant), nn.ModuleList(relaxed)
-        self.alpha, self.schedule = float(alpha), schedule
-        self.mix = 0.0  # the relaxed terms' weight; zero until the training loop says otherwise
-
-    def on_training_step(self, progress: float) -> None:
-        self.mix = RELAXATION_SCHEDULES[self.schedule](progress)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -458,22 +447,104 @@ class RelaxThenProject(Model):
     def decode(self, h: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def moved_kernel(self, weight: torch.Tensor) -> torch.Tensor:
+    def term_weights(self):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encode(x)
-        relax = self.training and self.mix != 0.0
+        weights = self.term_weights()
         last = len(self.equivariant) - 1
         for i, (eq, rel) in enumerate(zip(self.equivariant, self.relaxed)):
-            h = eq(h) + self.mix * rel(h) if relax else eq(h)
+            h = eq(h) if weights is None else eq(h) + weights[i] * rel(h)
             if i < last:
                 h = torch.relu(h)
         return self.decode(h)
 
+
+class RelaxThenProject(AdditiveRelaxation):
+    """Relax-then-project: :class:`AdditiveRelaxation` with ``c_i = m`` in training and the terms off in evaluation
+    (``model.eval()``), the projection onto the equivariant model. ``m`` is the schedule's value at the training
+    progress, set by the training loop through :meth:`on_training_step` (``pipeline.train.tell_progress``); it
+    starts and ends at zero. ``regularizer() = alpha * sum_i (||W_i|| + ||W_i - g W_i||)`` over the relaxed kernels
+    ``W_i`` (the authors' penalty that keeps the relaxed terms small and close to equivariant while they are on).
+    Subclasses also give :meth:`moved_kernel` (``g W``).
+    """
+
+    def __init__(self, equivariant: list[nn.Module], relaxed: list[nn.Conv2d], alpha: float,
+                 schedule: str = "triangle"):
+        if schedule not in RELAXATION_SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(RELAXATION_SCHEDULES)}, got {schedule!r}")
+        super().__init__(equivariant, relaxed)
+        self.alpha, self.schedule = float(alpha), schedule
+        self.mix = 0.0  # the relaxed terms' weight; zero until the training loop says otherwise
+
+    def on_training_step(self, progress: float) -> None:
+        self.mix = RELAXATION_SCHEDULES[self.schedule](progress)
+
+    def term_weights(self):
+        return [self.mix] * len(self.relaxed) if self.training and self.mix != 0.0 else None
+
+    def moved_kernel(self, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def regularizer(self) -> torch.Tensor:
         return self.alpha * sum(relaxation_penalty_of_kernel(r.weight, self.moved_kernel(r.weight))
                                 for r in self.relaxed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ACE (Manolache, Chamon, Niepert, NeurIPS 2025): each layer f_eq + gamma_i f_noneq, trained primal-dual.
+# ---------------------------------------------------------------------------------------------------------
+
+class ACE(AdditiveRelaxation):
+    """Adaptive constrained equivariance, the algorithm for partially symmetric data: :class:`AdditiveRelaxation`
+    with learned ``c_i = gamma_i`` (train and evaluation alike), ``gamma_i`` starting at 1 (the flexible model),
+    under the resilient constraints ``|gamma_i| <= u_i`` with learned slacks ``u_i >= 0`` (starting at 0).
+
+    Primal-dual: the loss gets the Lagrangian's terms, ``regularizer() = sum_i lambda_i (|gamma_i| - u_i) +
+    slack_penalty / 2 * sum_i u_i^2``, which the optimiser descends in the weights, ``gamma`` and ``u``; the
+    multipliers ``lambda_i >= 0`` (a buffer, starting at 0) ascend, ``lambda_i <- max(0, lambda_i + dual_lr
+    (|gamma_i| - u_i))``, in :meth:`dual_step`, which the training loop's hook calls before every optimisation step
+    (after the previous one), where ``u`` is also projected onto ``u >= 0``. At the equilibrium ``slack_penalty u_i =
+    lambda_i``: a layer keeps a non-equivariant part only as far as the data pay for its slack. ``gamma = 0`` is
+    the equivariant model exactly. :meth:`report` gives ``gamma_i``, ``u_i``, ``lambda_i`` per layer (the training
+    log's extra columns, and metrics.json).
+    """
+
+    def __init__(self, equivariant: list[nn.Module], relaxed: list[nn.Conv2d], dual_lr: float = 1e-2,
+                 slack_penalty: float = 1.0):
+        super().__init__(equivariant, relaxed)
+        if dual_lr <= 0 or slack_penalty <= 0:
+            raise ValueError(f"dual_lr and slack_penalty must be positive, got {dual_lr} and {slack_penalty}")
+        n = len(relaxed)
+        self.dual_lr, self.slack_penalty = float(dual_lr), float(slack_penalty)
+        self.gamma = nn.Parameter(torch.ones(n))
+        self.slack = nn.Parameter(torch.zeros(n))
+        self.register_buffer("multipliers", torch.zeros(n))
+
+    def term_weights(self):
+        return self.gamma
+
+    def violation(self) -> torch.Tensor:
+        """``|gamma_i| - u_i``: positive where layer ``i`` breaks its constraint."""
+        return self.gamma.abs() - self.slack
+
+    @torch.no_grad()
+    def dual_step(self) -> None:
+        self.slack.clamp_(min=0.0)
+        self.multipliers.add_(self.dual_lr * self.violation()).clamp_(min=0.0)
+
+    def on_training_step(self, progress: float) -> None:
+        self.dual_step()
+
+    def regularizer(self) -> torch.Tensor:
+        return (self.multipliers * self.violation()).sum() + 0.5 * self.slack_penalty * (self.slack ** 2).sum()
+
+    def report(self) -> dict[str, float]:
+        out = {}
+        for name, values in (("gamma", self.gamma), ("slack", self.slack), ("multiplier", self.multipliers)):
+            out.update({f"{name}_{i + 1}": float(v) for i, v in enumerate(values.detach().cpu())})
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -198,3 +198,92 @@ def test_sbi_rejects_bad_settings():
         build("sbi", "translation", **SBI["translation"], field_dropout=1.0)
     with pytest.raises(ValueError, match="fields must be at least 1, got 0"):
         build("sbi", "rotation", **SBI["rotation"], fields=0)
+
+
+# ------------------------------------------------------------------------------------------------------ ACE
+
+@pytest.mark.parametrize("k", (1, 2, 3))
+def test_ace_gamma_zero_gives_exact_equivariance(k):
+    torch.manual_seed(3)
+    model = build("ace", "rotation", **ROT)
+    perturb_(model)
+    x = frames()
+    err, scale = equivariance_gap(model.eval(), x, rot(k))
+    assert err > 1e-2 * scale  # gamma starts at 1: the flexible model
+    with torch.no_grad():
+        model.gamma.zero_()
+    for mode in (model.train(), model.eval()):
+        assert_equivariant(mode, x, rot(k))
+
+
+@pytest.mark.parametrize("symmetry, hp", [("rotation", ROT), ("scaling", SCALE)])
+def test_ace_gamma_zero_is_the_equivariant_model(symmetry, hp):
+    """Same seed: the equivariant layers are E2CNN's / SESN's; with gamma = 0 the outputs agree exactly."""
+    x = frames()
+    torch.manual_seed(0)
+    equiv = build("equiv", symmetry, **hp).eval()
+    torch.manual_seed(0)
+    model = build("ace", symmetry, **hp).eval()
+    assert model.gamma.tolist() == [1.0] * hp["layers"] and model.slack.tolist() == [0.0] * hp["layers"]
+    with torch.no_grad():
+        assert (model(x) - equiv(x)).abs().max() > 1e-3
+        model.gamma.zero_()
+        torch.testing.assert_close(model(x), equiv(x), rtol=0, atol=1e-6)
+
+
+def test_ace_dual_step_sign_and_clamp():
+    """``lambda <- max(0, lambda + dual_lr (|gamma| - u))`` with ``u`` projected onto ``u >= 0`` first: a violated
+    constraint raises its multiplier, a satisfied one lowers it, never below zero (numbers by hand)."""
+    model = build("ace", "rotation", **ROT, dual_lr=0.1)
+    with torch.no_grad():
+        model.gamma.copy_(torch.tensor([0.5, -0.5, 0.1]))
+        model.slack.copy_(torch.tensor([0.2, -0.3, 0.3]))  # the negative slack is projected to 0
+        model.multipliers.copy_(torch.tensor([0.0, 0.05, 0.01]))
+    model.on_training_step(0.3)
+    assert model.slack.tolist() == pytest.approx([0.2, 0.0, 0.3])
+    # 0 + 0.1 * 0.3; 0.05 + 0.1 * 0.5; max(0, 0.01 + 0.1 * (0.1 - 0.3)) = 0
+    assert model.multipliers.tolist() == pytest.approx([0.03, 0.10, 0.0])
+    model.on_training_step(0.4)
+    assert model.multipliers.tolist() == pytest.approx([0.06, 0.15, 0.0])
+
+
+def test_ace_lagrangian_gradients_push_gamma_down_and_slack_up():
+    """``d/dgamma = lambda sign(gamma)`` (descent shrinks |gamma|), ``d/du = -lambda + rho u``."""
+    model = build("ace", "rotation", **ROT, slack_penalty=2.0)
+    with torch.no_grad():
+        model.gamma.copy_(torch.tensor([0.5, -0.5, 0.0]))
+        model.slack.copy_(torch.tensor([0.1, 0.0, 0.2]))
+        model.multipliers.copy_(torch.tensor([0.3, 0.4, 0.0]))
+    reg = model.regularizer()
+    assert float(reg.detach()) == pytest.approx(0.3 * 0.4 + 0.4 * 0.5 + 0.0 + 0.5 * 2.0 * (0.01 + 0.04))
+    reg.backward()
+    assert model.gamma.grad.tolist()[:2] == pytest.approx([0.3, -0.4])
+    assert model.slack.grad.tolist() == pytest.approx([-0.3 + 0.2, -0.4, 0.4])
+
+
+def test_ace_trained_by_the_loop_logs_gamma_per_layer(tmp_path):
+    """Through ``train_run``: the dual steps move the multipliers, gamma moves from 1, and ``log.csv`` has each
+    layer's gamma, slack and multiplier at every epoch (the saved model's in its best epoch's row)."""
+    import csv
+
+    from test_train import tiny_config, write_synthetic_store
+
+    from pipeline import runs
+
+    cfg = tiny_config(epochs=2)
+    store = write_synthetic_store(tmp_path / "rotation.zarr", "rotation")
+    params = runs.train_params(cfg, "rotation", "ace")
+    params["model"].update(hidden=2, layers=2)
+    train.train_run(params, "rotation", store, "ace", 0, str(tmp_path / "run"), progress=False)
+    with open(tmp_path / "run" / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2
+    assert set(rows[0]) == {*train.LOG_COLUMNS, "gamma_1", "gamma_2", "slack_1", "slack_2", "multiplier_1",
+                            "multiplier_2"}
+    last = rows[-1]
+    assert float(last["multiplier_1"]) > 0 and float(last["gamma_1"]) != 1.0
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    best = rows[saved["best_epoch"] - 1]
+    assert saved["state_dict"]["gamma"].tolist() == pytest.approx([float(best["gamma_1"]), float(best["gamma_2"])])
+    assert saved["state_dict"]["multipliers"].tolist() == pytest.approx([float(best["multiplier_1"]),
+                                                                         float(best["multiplier_2"])])

@@ -343,7 +343,7 @@ def test_clcnn_scale_penalty():
 # every model
 # ------------------------------------------------------------------------------------------------
 
-ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts", "crelax", "sbi"]
+ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts", "crelax", "sbi", "ace"]
 
 
 def test_registry_lists_every_model():
