@@ -44,6 +44,9 @@ MODEL_STYLES = {
     "rsteer": ("RSteer", "#d62728", "*"),
     "rsteer_tr": ("RSteer-TR", "#2ca02c", "h"),
     "rsteer_ts": ("RSteer-TS", "#006d2c", "p"),
+    "crelax": ("CRelax", "#e6550d", "d"),   # the newer models (docs/newer-models.md)
+    "sbi": ("SBI", "#fdae6b", "<"),
+    "ace": ("ACE", "#a50f15", ">"),
 }
 # The strictly equivariant model has the name of its architecture in the paper, per symmetry.
 EQUIV_NAMES = {"translation": "Conv", "rotation": "E2CNN", "scaling": "SESN", "equivariance": "E2CNN"}

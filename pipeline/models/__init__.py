@@ -44,7 +44,9 @@ def names(symmetry: str) -> list[str]:
 # Hyper-parameters any model may be given by a shared config; a model that has no use for one of these
 # (an MLP's kernel size, say) ignores it. Any other unknown key is an error.
 SHARED_HYPERPARAMETERS = frozenset({"in_frames", "frame_size", "hidden", "layers", "kernel_size", "alpha",
-                                   "banks", "scales", "rank"})
+                                   "banks", "scales", "rank",
+                                   # searched hyper-parameters of the newer models (docs/newer-models.md)
+                                   "schedule", "fields", "field_dropout", "dual_lr", "slack_penalty"})
 
 
 def build(name: str, symmetry: str, **hyperparameters) -> torch.nn.Module:
