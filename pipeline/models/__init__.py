@@ -20,11 +20,11 @@ if TYPE_CHECKING:
 
 SYMMETRIES = ("translation", "rotation", "scaling")
 NAMES = {
-    "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup", "sbi"),
+    "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup", "sbi", "gmcnn"),
     "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr",
-                 "crelax", "sbi", "ace"),
+                 "crelax", "sbi", "ace", "gmcnn"),
     "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts",
-                "crelax", "sbi", "ace"),
+                "crelax", "sbi", "ace", "gmcnn"),
 }
 
 
@@ -46,7 +46,7 @@ def names(symmetry: str) -> list[str]:
 SHARED_HYPERPARAMETERS = frozenset({"in_frames", "frame_size", "hidden", "layers", "kernel_size", "alpha",
                                    "banks", "scales", "rank",
                                    # searched hyper-parameters of the newer models (docs/newer-models.md)
-                                   "schedule", "fields", "field_dropout", "dual_lr", "slack_penalty"})
+                                   "schedule", "fields", "field_dropout", "dual_lr", "slack_penalty", "neighbourhood"})
 
 
 def build(name: str, symmetry: str, **hyperparameters) -> torch.nn.Module:

@@ -602,3 +602,79 @@ class FieldsZeroed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x, zero_fields=True)
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GM-CNN (Samudre, Petrache, Nord, Trivedi, AISTATS 2025): group-matrix convolutions over the translation group of
+# the grid, with a learned per-pixel mask that breaks translation symmetry.
+# ---------------------------------------------------------------------------------------------------------
+
+class GMConv2d(nn.Module):
+    """Group-matrix convolution over the translation group ``Z_H x Z_W`` of the (periodic) grid, with the kernel
+    shared across input channels and a normalised multiplicative mask per pixel:
+
+        ``out[o](p) = m(p) / ||m|| * sum_{d in N} w[o, d] / ||w[o]|| * sum_i x[i](p + d mod (H, W)) + b[o]``,
+
+    ``N`` the ``(2 r + 1)^2`` offsets of the neighbourhood (``r = neighbourhood``), ``m`` an ``(H, W)`` mask. The
+    group matrix of the torus gathers, for each output position, the input at the neighbourhood's group elements
+    times that position: a periodic (circular) convolution, computed as one. A uniform mask makes the layer exactly
+    equivariant to periodic shifts; a learned one breaks it. Parameters: ``C_out (2 r + 1)^2 + C_out + H W``.
+    """
+
+    def __init__(self, out_channels: int, frame_size: tuple[int, int], neighbourhood: int = 1):
+        super().__init__()
+        if neighbourhood < 0:
+            raise ValueError(f"neighbourhood must be at least 0, got {neighbourhood}")
+        k = 2 * int(neighbourhood) + 1
+        self.k, self.frame_size = k, (int(frame_size[0]), int(frame_size[1]))
+        self.weight = nn.Parameter(_uniform_(torch.empty(out_channels, 1, k, k), k * k))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.mask = nn.Parameter(_uniform_(torch.empty(*self.frame_size), k * k))
+
+    def normalised_mask(self) -> torch.Tensor:
+        return self.mask / torch.linalg.vector_norm(self.mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_frame(x, self.frame_size, "GMConv2d")
+        s = x.sum(dim=1, keepdim=True)
+        r = self.k // 2
+        w = self.weight / torch.linalg.vector_norm(self.weight, dim=(1, 2, 3), keepdim=True)
+        out = nn.functional.conv2d(nn.functional.pad(s, (r, r, r, r), mode="circular"), w)
+        return out * self.normalised_mask() + self.bias[:, None, None]
+
+
+class GMCNN(Model):
+    """The authors' plume network: a 1x1 convolution lifts the stacked frames to ``hidden`` channels ``h_0``; block
+    ``b`` adds ``PReLU(GMConv(u_b))`` to the running sum, ``h_{b+1} = h_b + PReLU(GMConv_b(u_b))`` with ``u_0`` the
+    input frames and ``u_b = h_b`` after; a 1x1 convolution maps the last ``h`` to the velocity. Parameters:
+    ``(2 T_in + 1) C + blocks (C (2 r + 1)^2 + C + H W + 1) + 2 C + 2`` (:meth:`count`)."""
+
+    def __init__(self, in_frames: int, frame_size: tuple[int, int], hidden: int, blocks: int, neighbourhood: int):
+        super().__init__()
+        if blocks < 1:
+            raise ValueError(f"GM-CNN needs at least one block, got layers = {blocks}")
+        self.lift = nn.Conv2d(2 * in_frames, hidden, 1)
+        self.blocks = nn.ModuleList(GMConv2d(hidden, frame_size, neighbourhood) for _ in range(blocks))
+        self.acts = nn.ModuleList(nn.PReLU() for _ in range(blocks))
+        self.out = nn.Conv2d(hidden, 2, 1)
+
+    @staticmethod
+    def count(in_frames: int, frame_size: tuple[int, int], hidden: int, blocks: int, neighbourhood: int) -> int:
+        """The parameter count of the formula above, without building the model."""
+        k2, hw = (2 * neighbourhood + 1) ** 2, int(frame_size[0]) * int(frame_size[1])
+        return (2 * in_frames + 1) * hidden + blocks * (hidden * k2 + hidden + hw + 1) + 2 * hidden + 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = frames_to_channels(x)
+        h = self.lift(u)
+        for conv, act in zip(self.blocks, self.acts):
+            h = h + act(conv(u))
+            u = h
+        return self.out(h)
+
+
+def build_gmcnn(in_frames: int = 10, frame_size=(64, 64), hidden: int = 120, layers: int = 2,
+                neighbourhood: int = 1) -> GMCNN:
+    """GM-CNN at the authors' plume settings by default (120 channels, 2 blocks, 3x3 neighbourhood); ``layers`` is
+    the number of GM blocks."""
+    return GMCNN(in_frames, tuple(int(v) for v in frame_size), hidden, layers, neighbourhood)

@@ -32,7 +32,7 @@ from torch import nn
 from ..symmetry import rotate_scalar
 from . import PARAMETER_BUDGET
 from .common import (ACE, MLP, ConvNet, LocallyConnected2d, Model, RelaxThenProject, SymmetryBreakingInputs,
-                     conv_stack, finite_differences_l1, frames_to_channels, relu_between)
+                     build_gmcnn, conv_stack, finite_differences_l1, frames_to_channels, relu_between)
 
 N_ROT = 4  # order of the cyclic group C4
 
@@ -716,4 +716,5 @@ MODELS = {
     "crelax": build_crelax,
     "sbi": build_sbi,
     "ace": build_ace,
+    "gmcnn": build_gmcnn,
 }

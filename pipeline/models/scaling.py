@@ -60,7 +60,7 @@ from torch import nn
 
 from . import PARAMETER_BUDGET
 from .common import (ACE, MLP, ConvNet, LayerNet, LocallyConnected2d, Model, RelaxThenProject,
-                     SymmetryBreakingInputs, conv_stack, finite_differences_l1, frames_to_channels)
+                     SymmetryBreakingInputs, build_gmcnn, conv_stack, finite_differences_l1, frames_to_channels)
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 2.5)
 
@@ -652,4 +652,5 @@ MODELS = {
     "crelax": build_crelax,
     "sbi": build_sbi,
     "ace": build_ace,
+    "gmcnn": build_gmcnn,
 }

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .common import (MLP, Combo, ConvNet, LayerNet, Lift, LocallyConnected2d, RelaxedConv2d, ResidualPathway,
-                     SymmetryBreakingInputs, conv_stack, frames_to_channels)
+                     SymmetryBreakingInputs, build_gmcnn, conv_stack, frames_to_channels)
 
 
 def _widths(in_channels: int, hidden: int, out_channels: int, layers: int) -> list[int]:
@@ -202,4 +202,5 @@ MODELS = {
     "lift": build_lift,
     "rgroup": build_rgroup,
     "sbi": build_sbi,
+    "gmcnn": build_gmcnn,
 }

@@ -287,3 +287,70 @@ def test_ace_trained_by_the_loop_logs_gamma_per_layer(tmp_path):
     assert saved["state_dict"]["gamma"].tolist() == pytest.approx([float(best["gamma_1"]), float(best["gamma_2"])])
     assert saved["state_dict"]["multipliers"].tolist() == pytest.approx([float(best["multiplier_1"]),
                                                                          float(best["multiplier_2"])])
+
+
+# --------------------------------------------------------------------------------------------------- GM-CNN
+
+def naive_gmconv(layer: common.GMConv2d, x: torch.Tensor) -> torch.Tensor:
+    """The layer's formula by loops: ``m(p)/||m|| sum_d w[o,d]/||w[o]|| sum_i x[i](p + d mod n) + b[o]``."""
+    b, _, h, w = x.shape
+    r = layer.k // 2
+    mask = layer.mask / layer.mask.norm()
+    out = torch.zeros(b, layer.weight.shape[0], h, w, dtype=torch.float64)
+    for o in range(layer.weight.shape[0]):
+        kern = layer.weight[o, 0] / layer.weight[o].norm()
+        for py in range(h):
+            for px in range(w):
+                acc = torch.zeros(b, dtype=torch.float64)
+                for dy in range(-r, r + 1):
+                    for dx in range(-r, r + 1):
+                        acc += float(kern[dy + r, dx + r]) * x[:, :, (py + dy) % h, (px + dx) % w].sum(1).double()
+                out[:, o, py, px] = float(mask[py, px]) * acc + float(layer.bias[o])
+    return out
+
+
+def test_gmconv_matches_its_formula_by_loops():
+    torch.manual_seed(0)
+    layer = common.GMConv2d(3, (5, 6), neighbourhood=1)
+    with torch.no_grad():
+        layer.bias.normal_()
+        x = torch.randn(2, 4, 5, 6)
+        torch.testing.assert_close(layer(x).double(), naive_gmconv(layer, x), rtol=1e-5, atol=1e-6)
+
+
+def test_gmconv_kernel_is_shared_across_input_channels():
+    torch.manual_seed(0)
+    layer = common.GMConv2d(3, (6, 6))
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), layer(x[:, [2, 0, 3, 1]]))
+        torch.testing.assert_close(layer(x), layer(x.sum(1, keepdim=True)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("symmetry", ["translation", "rotation", "scaling"])
+def test_gmcnn_uniform_mask_is_shift_equivariant_and_a_learned_one_is_not(symmetry):
+    """Periodic shifts (``pipeline.symmetry.translate``, the grid's translation group): exact with uniform masks, at
+    every pixel (the group matrix wraps around, so no border is lost); broken by non-uniform masks."""
+    from pipeline.symmetry import translate
+
+    torch.manual_seed(0)
+    model = build("gmcnn", symmetry, in_frames=2, frame_size=(10, 10), hidden=3, layers=2)
+    x = torch.randn(2, 2, 2, 10, 10)
+    shift = lambda u: translate(u, 3, -2)  # noqa: E731
+    err, scale = equivariance_gap(model, x, shift)
+    assert err > 1e-2 * scale
+    with torch.no_grad():
+        for block in model.blocks:
+            block.mask.fill_(0.37)
+    assert_equivariant(model, x, shift)
+
+
+def test_gmcnn_parameter_count_follows_the_formula():
+    """``(2 T + 1) C + blocks (C (2 r + 1)^2 + C + H W + 1) + 2 C + 2``, by hand at two settings, and the authors'
+    plume settings (C 120, 2 blocks, r = 1, 64 x 64, 10 frames): 2520 + 2 (1080 + 120 + 4096 + 1) + 242 = 13356."""
+    from pipeline.models import count_parameters
+
+    small = build("gmcnn", "rotation", in_frames=2, frame_size=(6, 8), hidden=3, layers=2, neighbourhood=2)
+    assert count_parameters(small) == 5 * 3 + 2 * (3 * 25 + 3 + 48 + 1) + 6 + 2 == common.GMCNN.count(2, (6, 8), 3, 2, 2)
+    paper = build("gmcnn", "scaling", in_frames=10, frame_size=(64, 64), hidden=120, layers=2, neighbourhood=1)
+    assert count_parameters(paper) == 13356 == common.GMCNN.count(10, (64, 64), 120, 2, 1)

@@ -15,7 +15,8 @@ from pipeline.symmetry import rotate, rotate_scalar
 
 SIZE = (12, 12)
 TINY = dict(in_frames=2, frame_size=SIZE, hidden=2, layers=3, kernel_size=3)
-ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr", "crelax", "sbi", "ace"]
+ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr",
+       "crelax", "sbi", "ace", "gmcnn"]  # and the newer models (test_newer.py)
 EQUIVARIANT_AT_INIT = ["equiv", "rgroup", "rsteer", "rsteer_tr"]
 RELAXED = ["rgroup", "rsteer", "rsteer_tr"]
 KS = (1, 2, 3)
