@@ -47,6 +47,7 @@ MODEL_STYLES = {
     "crelax": ("CRelax", "#e6550d", "d"),   # the newer models (docs/newer-models.md)
     "sbi": ("SBI", "#fdae6b", "<"),
     "ace": ("ACE", "#a50f15", ">"),
+    "gmcnn": ("GM-CNN", "#fd8d3c", "8"),
 }
 # The strictly equivariant model has the name of its architecture in the paper, per symmetry.
 EQUIV_NAMES = {"translation": "Conv", "rotation": "E2CNN", "scaling": "SESN", "equivariance": "E2CNN"}
