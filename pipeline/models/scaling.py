@@ -469,14 +469,17 @@ def clcnn_width(in_frames: int, frame_size: tuple[int, int], hidden: int, layers
 class SESNTerms:
     """Mixin of the additive relaxations on SESN (:class:`SESNStack`'s layers, ``scale_mix = 1``, pooled over
     scales): every scale convolution paired with a bias-free plain convolution untied over scales (the Rpp plain
-    path's shape), built by :meth:`layers`."""
+    path's shape), built by :meth:`layers`; the model sets ``n_scales`` and ``pool`` (the output pooling)."""
 
-    def layers(self, in_frames: int, hidden: int, layers: int, kernel_size: int, scales: Sequence[float],
+    n_scales: int
+    pool: str
+
+    @staticmethod
+    def layers(in_frames: int, hidden: int, layers: int, kernel_size: int, scales: Sequence[float],
                basis_size: int, base_sigma: float, pool: str) -> tuple[list, list]:
         stack = SESNStack(2 * in_frames, hidden, 2, layers, kernel_size, scales, basis_size=basis_size,
                           base_sigma=base_sigma, pool=pool)
         S, k = stack.S, kernel_size
-        self._scales, self._pool = S, pool
         return list(stack.convs), [nn.Conv2d(c.cin if c.lift else S * c.cin, S * c.cout, k, padding=k // 2,
                                              bias=False, groups=1 if c.lift else S) for c in stack.convs]
 
@@ -484,7 +487,7 @@ class SESNTerms:
         return frames_to_channels(x)
 
     def decode(self, h: torch.Tensor) -> torch.Tensor:
-        return pool_scales(h, self._scales, self._pool)
+        return pool_scales(h, self.n_scales, self.pool)
 
 
 class CRelax(SESNTerms, RelaxThenProject):
@@ -499,6 +502,7 @@ class CRelax(SESNTerms, RelaxThenProject):
                  basis_size: int = 3, base_sigma: float = 0.6, pool: str = "mean"):
         terms = self.layers(in_frames, hidden, layers, kernel_size, scales, basis_size, base_sigma, pool)
         super().__init__(*terms, alpha, schedule)
+        self.n_scales, self.pool = len(scales), pool
         M, _ = rescaling_matrix(kernel_size, 1.0 / self.DILATION)
         centre = (kernel_size * kernel_size) // 2
         M[centre, centre] = 1.0  # W(0 / 1.5) = W(0)
@@ -517,6 +521,7 @@ class ACENet(SESNTerms, ACE):
                  pool: str = "mean"):
         terms = self.layers(in_frames, hidden, layers, kernel_size, scales, basis_size, base_sigma, pool)
         super().__init__(*terms, dual_lr, slack_penalty)
+        self.n_scales, self.pool = len(scales), pool
 
 
 class SBI(SymmetryBreakingInputs):
