@@ -20,6 +20,10 @@ NAMES = {
     "rsteer": "RSteer",
     "rsteer_tr": "RSteer-TR",
     "rsteer_ts": "RSteer-TS",
+    "crelax": "CRelax",  # the newer models (docs/newer-models.md)
+    "sbi": "SBI",
+    "ace": "ACE",
+    "gmcnn": "GM-CNN",
 }
 # The strictly equivariant model has the name of its architecture in the paper, per symmetry.
 EQUIV_NAMES = {"translation": "Conv", "rotation": "E2CNN", "scaling": "SESN", "equivariance": "E2CNN"}

@@ -20,6 +20,7 @@ from .loader import SampleSource
 from .gpus import resolve_device
 from .rollout import Samples, load_model, rollout, split_rmse
 from .runs import PERSISTENCE
+from .train import model_report
 
 log = logging.getLogger("pipeline")
 
@@ -67,17 +68,19 @@ class Persistence(torch.nn.Module):
         return x[:, -1]
 
 
-def _split_metrics(model: torch.nn.Module, source: SampleSource, params: dict) -> tuple[dict, Samples]:
+def _split_metrics(model: torch.nn.Module, source: SampleSource, params: dict,
+                   variants: dict[str, torch.nn.Module] | None = None) -> tuple[dict, Samples]:
     """Every split's scores of ``model`` (validation over the test rollout length, then the test splits the windows
-    have) and the validation samples."""
+    have) and the validation samples. ``variants`` (``{prefix: module}``): modules whose test splits are scored too,
+    their keys prefixed."""
     ds, wcfg, batch = source.dataset, params["windows"], params["eval_batch"]
     steps, threshold = int(wcfg["rollout"]), params["correlation_threshold"]
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
     out = split_scores(model, valid, batch, "valid", threshold=threshold)
-    for split in TEST_SPLITS:
-        if split in wcfg:
-            samples = source.samples(datasets.split_windows(ds, split, wcfg))
-            out.update(split_scores(model, samples, batch, split, threshold=threshold))
+    tests = {split: source.samples(datasets.split_windows(ds, split, wcfg)) for split in TEST_SPLITS if split in wcfg}
+    for prefix, scored in {"": model, **(variants or {})}.items():
+        for split, samples in tests.items():
+            out.update(split_scores(scored, samples, batch, prefix + split, threshold=threshold))
     return out, valid
 
 
@@ -98,7 +101,9 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     equivariance levels): the model equivariance error on the validation inputs. Beside each split's RMSE, from the
     same rollout, the benchmark metrics of :func:`split_scores` (correlation time at the params'
     ``correlation_threshold``, ``evaluation.correlation_threshold`` of the config). ``gpu`` and ``training_gpu``:
-    where the evaluation and the training ran (``pipeline.gpus.record``: device name, GPU index, slot).
+    where the evaluation and the training ran (``pipeline.gpus.record``: device name, GPU index, slot). A model with
+    ``evaluation_variants()`` (``{name: module}``) has each variant's test scores and equivariance error written too,
+    as ``{name}_{key}`` (``fields_zeroed_test_future_rmse``: symmetry-breaking inputs zeroed).
     """
     numerics_state = numerics.configure("fp32", deterministic=True)
     device = resolve_device(device or params["device"])
@@ -117,10 +122,15 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
         "evaluation_numerics": numerics_state, "device": str(device),
         "gpu": gpus.record(device), "training_gpu": saved.get("gpu"),
     }
-    scores, valid = _split_metrics(model, source, params)
+    out.update({f"model_{k}": v for k, v in model_report(model).items()})  # ACE's gamma_i ...: model_gamma_1, ...
+    # a model may name variants of itself to be scored beside it (symmetry-breaking inputs zeroed, say): the keys
+    # of variant v are v's own prefixed by "v_" (v_test_future_rmse, ..., v_equivariance_error)
+    variants = {f"{name}_": m for name, m in getattr(model, "evaluation_variants", dict)().items()}
+    scores, valid = _split_metrics(model, source, params, variants)
     out.update(scores)
     if saved["symmetry"] == "rotation":
-        out["equivariance_error"] = mean_rotation_equivariance_error(model, valid, batch)
+        for prefix, scored in {"": model, **variants}.items():
+            out[prefix + "equivariance_error"] = mean_rotation_equivariance_error(scored, valid, batch)
     if family == "equivariance":
         out["level"] = ds.attrs["level"]
         out["data_equivariance_error"] = ds.attrs["data_equivariance_error"]

@@ -49,6 +49,10 @@ MODEL_STYLES = {
     "rsteer": ("#d62728", "*"),
     "rsteer_tr": ("#2ca02c", "h"),
     "rsteer_ts": ("#006d2c", "p"),
+    "crelax": ("#e6550d", "d"),   # the newer models (docs/newer-models.md)
+    "sbi": ("#fdae6b", "<"),
+    "ace": ("#a50f15", ">"),
+    "gmcnn": ("#fd8d3c", "8"),
 }
 # Models of the paper's method (relaxed weight sharing); fig. 3 shows the best of these against baselines.
 RELAXED = ("rgroup", "rsteer", "rsteer_tr", "rsteer_ts")

@@ -5,6 +5,9 @@
 * Adam (betas 0.9, 0.999, weight decay), learning rate times ``decay`` after every epoch (ExponentialLR).
 * Early stopping on the validation RMSE (``out_length``-step rollout); the best weights are kept as a deep
   copy (defect 2: not a reference to the live model).
+* A model may follow its own schedule: before every optimisation step the loop calls its
+  ``on_training_step(progress)`` when it has one (:func:`tell_progress`), ``progress`` the fraction of the maximum
+  epochs done (relax-then-project scales its relaxed terms by it; ACE takes its dual step there).
 * Reproducible: the seed fixes the initialisation (``torch.manual_seed`` before the model is built) and the
   sample order (a private, seeded generator). A checkpoint written after every epoch holds the model,
   optimiser, scheduler, RNG states and the best weights, so a killed run restarted from it ends exactly as
@@ -47,6 +50,22 @@ def batch_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tupl
     pred = rollout(model, x, y.shape[1])
     data = ((pred - y) ** 2).mean(dim=(0, 2, 3, 4)).sum()
     return data + model.regularizer(), data.detach()
+
+
+def tell_progress(model: torch.nn.Module, progress: float) -> None:
+    """The training loop's one hook into a model: ``model.on_training_step(progress)``, if the model defines it, before
+    every optimisation step. ``progress = (epoch - 1 + step / steps_per_epoch) / max_epochs`` runs over [0, 1) and
+    depends only on the position in the loop (a resumed run calls it with the same values)."""
+    hook = getattr(model, "on_training_step", None)
+    if hook is not None:
+        hook(float(progress))
+
+
+def model_report(model: torch.nn.Module) -> dict[str, float]:
+    """``model.report()``, if the model defines it: scalars it reports about itself (ACE: ``gamma_i``, its slack and
+    multiplier per layer), added to every epoch's row of ``log.csv`` and to ``metrics.json``."""
+    report = getattr(model, "report", None)
+    return {} if report is None else {str(k): float(v) for k, v in report().items()}
 
 
 def validation_rmse(model: torch.nn.Module, samples: Samples, batch: int) -> float:
@@ -129,7 +148,9 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
         model.train()
         order = torch.randperm(n, generator=generator)
         data_sum = 0.0
-        for lo in range(0, n, config.batch):
+        steps = math.ceil(n / config.batch)
+        for step, lo in enumerate(range(0, n, config.batch)):
+            tell_progress(model, (epoch - 1 + step / steps) / config.epochs)
             idx = order[lo:lo + config.batch]
             x, y = train.get(idx)
             with numerics.autocast(config.precision, device):
@@ -154,7 +175,7 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         state["history"].append({"epoch": epoch, "train_rmse": train_rmse, "valid_rmse": valid_rmse, "lr": lr,
-                                 "seconds": time.perf_counter() - start})
+                                 "seconds": time.perf_counter() - start, **model_report(model)})
         if checkpoint:
             _save_checkpoint(checkpoint, {"fingerprint": fingerprint, "model": model.state_dict(),
                                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -231,7 +252,8 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
              "epochs_run": result.epochs_run, "versions": datasets.versions(), "gpu": gpus.record(device),
              **({"builder": builder} if builder else {})}
     _save_checkpoint(out / "model.pt", saved)
-    write_log(result.history, out / "log.csv")
+    reported = tuple(k for k in (result.history[0] if result.history else {}) if k not in LOG_COLUMNS)
+    write_log(result.history, out / "log.csv", LOG_COLUMNS + reported)  # + the model's report() columns
     checkpoint.unlink(missing_ok=True)
     log.info("%s: best valid RMSE %.5f at epoch %d of %d", run, result.best_valid_rmse, result.best_epoch,
              result.epochs_run)

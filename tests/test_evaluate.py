@@ -112,3 +112,24 @@ def test_persistence_scores_the_last_input_frame_repeated(tmp_path):
     with torch.no_grad():
         assert torch.equal(rollout(evaluate.Persistence(), x, 4), x[:, -1:].expand(2, 4, 2, 4, 4))
     assert not list(evaluate.Persistence().parameters())
+
+
+def test_metrics_of_a_model_with_variants_score_each_variant(tmp_path):
+    """Symmetry-breaking inputs: metrics.json scores the model and, beside it, the model with its fields zeroed, which
+    is exactly C4-equivariant."""
+    cfg, m = _trained(tmp_path, "rotation", "sbi")
+    steps = cfg["windows"]["rotation"]["rollout"]
+    for split in ("test_future", "test_domain"):
+        assert math.isfinite(m[f"fields_zeroed_{split}_rmse"]) and len(m[f"fields_zeroed_{split}_rmse_per_step"]) == steps
+        assert m[f"fields_zeroed_{split}_rmse"] != m[f"{split}_rmse"]
+    assert "fields_zeroed_valid_rmse" not in m
+    assert 0 <= m["fields_zeroed_equivariance_error"] < 1e-5 < m["equivariance_error"]
+
+
+def test_metrics_hold_the_model_report(tmp_path):
+    """ACE: metrics.json has each layer's gamma, slack and multiplier of the evaluated weights (model_gamma_1 ...)."""
+    _, m = _trained(tmp_path, "rotation", "ace")
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    gammas = [m[f"model_gamma_{i + 1}"] for i in range(len(saved["state_dict"]["gamma"]))]
+    assert gammas == pytest.approx(saved["state_dict"]["gamma"].tolist())
+    assert f"model_gamma_{len(gammas) + 1}" not in m and "model_multiplier_1" in m and "model_slack_1" in m

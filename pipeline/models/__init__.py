@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
 SYMMETRIES = ("translation", "rotation", "scaling")
 NAMES = {
-    "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup"),
-    "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr"),
-    "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts"),
+    "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup", "sbi", "gmcnn"),
+    "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr",
+                 "crelax", "sbi", "ace", "gmcnn"),
+    "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts",
+                "crelax", "sbi", "ace", "gmcnn"),
 }
 
 
@@ -45,7 +47,9 @@ def names(symmetry: str) -> list[str]:
 # Hyper-parameters any model may be given by a shared config; a model that has no use for one of these
 # (an MLP's kernel size, say) ignores it. Any other unknown key is an error.
 SHARED_HYPERPARAMETERS = frozenset({"in_frames", "frame_size", "hidden", "layers", "kernel_size", "alpha",
-                                   "banks", "scales", "rank"})
+                                   "banks", "scales", "rank",
+                                   # searched hyper-parameters of the newer models (docs/newer-models.md)
+                                   "schedule", "fields", "field_dropout", "dual_lr", "slack_penalty", "neighbourhood"})
 
 
 def _builder(name: str, symmetry: str):

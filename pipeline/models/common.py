@@ -398,3 +398,283 @@ class Combo(Model):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.back(self.front(x))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Relax-then-project (Pertigkiozoglou et al., NeurIPS 2024): an equivariant net trained with non-equivariant
+# additive terms whose weight a schedule takes to zero; evaluated without them (exactly equivariant).
+# ---------------------------------------------------------------------------------------------------------
+
+def triangle_schedule(progress: float) -> float:
+    """The authors' schedule of the relaxed terms' weight: 0 -> 1 over the first half of the maximum epochs,
+    1 -> 0 over the second (``2 p`` for ``p <= 1/2``, else ``2 (1 - p)``); zero at ``p = 0`` and ``p = 1``."""
+    p = min(max(float(progress), 0.0), 1.0)
+    return 2.0 * p if p <= 0.5 else 2.0 * (1.0 - p)
+
+
+def linear_schedule(progress: float) -> float:
+    """``1 - p``: the relaxed terms fully on at the start, zero at ``p = 1``."""
+    return 1.0 - min(max(float(progress), 0.0), 1.0)
+
+
+RELAXATION_SCHEDULES = {"triangle": triangle_schedule, "linear": linear_schedule}
+
+
+def relaxation_penalty_of_kernel(weight: torch.Tensor, transformed: torch.Tensor) -> torch.Tensor:
+    """The authors' penalty on one relaxed kernel: ``||W|| + ||W - g W||`` (Frobenius norms, not squared), ``g W``
+    the kernel moved by one group element (a quarter turn, a dilation)."""
+    return torch.linalg.vector_norm(weight) + torch.linalg.vector_norm(weight - transformed)
+
+
+class AdditiveRelaxation(Model):
+    """``layers`` equivariant layers ``E_i``, each with an unconstrained additive term ``R_i`` of the same shape:
+    ``h_{i+1} = relu(E_i(h_i) + c_i R_i(h_i))`` (no ReLU after the last), the weights ``c_i`` given by
+    :meth:`term_weights` (``None``: the terms are off and the model is its equivariant part exactly).
+
+    Subclasses give :meth:`encode` (input frames -> first layer's input), :meth:`decode` (last layer's output ->
+    ``(B, 2, H, W)``) and :meth:`term_weights`.
+    """
+
+    def __init__(self, equivariant: list[nn.Module], relaxed: list[nn.Conv2d]):
+        super().__init__()
+        if len(equivariant) != len(relaxed):
+            raise ValueError(f"{len(equivariant)} equivariant layers but {len(relaxed)} relaxed terms")
+        self.equivariant, self.relaxed = nn.ModuleList(equivariant), nn.ModuleList(relaxed)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def term_weights(self):
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encode(x)
+        weights = self.term_weights()
+        last = len(self.equivariant) - 1
+        for i, (eq, rel) in enumerate(zip(self.equivariant, self.relaxed)):
+            h = eq(h) if weights is None else eq(h) + weights[i] * rel(h)
+            if i < last:
+                h = torch.relu(h)
+        return self.decode(h)
+
+
+class RelaxThenProject(AdditiveRelaxation):
+    """Relax-then-project: :class:`AdditiveRelaxation` with ``c_i = m`` in training and the terms off in evaluation
+    (``model.eval()``), the projection onto the equivariant model. ``m`` is the schedule's value at the training
+    progress, set by the training loop through :meth:`on_training_step` (``pipeline.train.tell_progress``); it
+    starts and ends at zero. ``regularizer() = alpha * sum_i (||W_i|| + ||W_i - g W_i||)`` over the relaxed kernels
+    ``W_i`` (the authors' penalty that keeps the relaxed terms small and close to equivariant while they are on).
+    Subclasses also give :meth:`moved_kernel` (``g W``).
+    """
+
+    def __init__(self, equivariant: list[nn.Module], relaxed: list[nn.Conv2d], alpha: float,
+                 schedule: str = "triangle"):
+        if schedule not in RELAXATION_SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(RELAXATION_SCHEDULES)}, got {schedule!r}")
+        super().__init__(equivariant, relaxed)
+        self.alpha, self.schedule = float(alpha), schedule
+        self.mix = 0.0  # the relaxed terms' weight; zero until the training loop says otherwise
+
+    def on_training_step(self, progress: float) -> None:
+        self.mix = RELAXATION_SCHEDULES[self.schedule](progress)
+
+    def term_weights(self):
+        return [self.mix] * len(self.relaxed) if self.training and self.mix != 0.0 else None
+
+    def moved_kernel(self, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def regularizer(self) -> torch.Tensor:
+        return self.alpha * sum(relaxation_penalty_of_kernel(r.weight, self.moved_kernel(r.weight))
+                                for r in self.relaxed)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ACE (Manolache, Chamon, Niepert, NeurIPS 2025): each layer f_eq + gamma_i f_noneq, trained primal-dual.
+# ---------------------------------------------------------------------------------------------------------
+
+class ACE(AdditiveRelaxation):
+    """Adaptive constrained equivariance, the algorithm for partially symmetric data: :class:`AdditiveRelaxation`
+    with learned ``c_i = gamma_i`` (train and evaluation alike), ``gamma_i`` starting at 1 (the flexible model),
+    under the resilient constraints ``|gamma_i| <= u_i`` with learned slacks ``u_i >= 0`` (starting at 0).
+
+    Primal-dual: the loss gets the Lagrangian's terms, ``regularizer() = sum_i lambda_i (|gamma_i| - u_i) +
+    slack_penalty / 2 * sum_i u_i^2``, which the optimiser descends in the weights, ``gamma`` and ``u``; the
+    multipliers ``lambda_i >= 0`` (a buffer, starting at 0) ascend, ``lambda_i <- max(0, lambda_i + dual_lr
+    (|gamma_i| - u_i))``, in :meth:`dual_step`, which the training loop's hook calls before every optimisation step
+    (after the previous one), where ``u`` is also projected onto ``u >= 0``. At the equilibrium ``slack_penalty u_i =
+    lambda_i``: a layer keeps a non-equivariant part only as far as the data pay for its slack. ``gamma = 0`` is
+    the equivariant model exactly. :meth:`report` gives ``gamma_i``, ``u_i``, ``lambda_i`` per layer (the training
+    log's extra columns, and metrics.json).
+    """
+
+    def __init__(self, equivariant: list[nn.Module], relaxed: list[nn.Conv2d], dual_lr: float = 1e-2,
+                 slack_penalty: float = 1.0):
+        super().__init__(equivariant, relaxed)
+        if dual_lr <= 0 or slack_penalty <= 0:
+            raise ValueError(f"dual_lr and slack_penalty must be positive, got {dual_lr} and {slack_penalty}")
+        n = len(relaxed)
+        self.dual_lr, self.slack_penalty = float(dual_lr), float(slack_penalty)
+        self.gamma = nn.Parameter(torch.ones(n))
+        self.slack = nn.Parameter(torch.zeros(n))
+        self.register_buffer("multipliers", torch.zeros(n))
+
+    def term_weights(self):
+        return self.gamma
+
+    def violation(self) -> torch.Tensor:
+        """``|gamma_i| - u_i``: positive where layer ``i`` breaks its constraint."""
+        return self.gamma.abs() - self.slack
+
+    @torch.no_grad()
+    def dual_step(self) -> None:
+        self.slack.clamp_(min=0.0)
+        self.multipliers.add_(self.dual_lr * self.violation()).clamp_(min=0.0)
+
+    def on_training_step(self, progress: float) -> None:
+        self.dual_step()
+
+    def regularizer(self) -> torch.Tensor:
+        return (self.multipliers * self.violation()).sum() + 0.5 * self.slack_penalty * (self.slack ** 2).sum()
+
+    def report(self) -> dict[str, float]:
+        out = {}
+        for name, values in (("gamma", self.gamma), ("slack", self.slack), ("multiplier", self.multipliers)):
+            out.update({f"{name}_{i + 1}": float(v) for i, v in enumerate(values.detach().cpu())})
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Symmetry-breaking inputs (Ashman et al., NeurIPS 2024): an equivariant net that also reads learned fields that
+# do not transform with the input, dropped out in training; zeroing them gives back the equivariant net.
+# ---------------------------------------------------------------------------------------------------------
+
+class SymmetryBreakingInputs(Model):
+    """Base of the models that read ``fields`` learned scalar fields over the frame beside the input frames: the
+    fields are a parameter ``(fields, H, W)``, the same for every sample and left untouched by any group action on
+    the input, so they are what lets the otherwise equivariant net break the symmetry. In training each sample's
+    fields are zeroed with probability ``dropout`` (at every call, i.e. every rollout step); in evaluation they are
+    on. With the fields zero the model is its equivariant backbone exactly (a convolution of zero input channels
+    adds nothing); they start at zero. Subclasses give :meth:`predict` (input frames and the fields
+    ``(B, fields, H, W)`` -> ``(B, 2, H, W)``). :meth:`evaluation_variants` names the model with the fields zeroed,
+    which ``pipeline.evaluate`` scores beside the model itself.
+    """
+
+    def __init__(self, fields: int, frame_size: tuple[int, int], dropout: float):
+        super().__init__()
+        if fields < 1:
+            raise ValueError(f"fields must be at least 1, got {fields}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"field_dropout must be in [0, 1), got {dropout}")
+        self.frame_size = (int(frame_size[0]), int(frame_size[1]))
+        self.fields = nn.Parameter(torch.zeros(int(fields), *self.frame_size))
+        self.dropout = float(dropout)
+
+    def predict(self, x: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def breaking_fields(self, batch: int) -> torch.Tensor:
+        f = self.fields.expand(batch, *self.fields.shape)
+        if self.training and self.dropout > 0:
+            keep = torch.rand(batch, 1, 1, 1, device=f.device) >= self.dropout
+            f = f * keep.to(f.dtype)
+        return f
+
+    def forward(self, x: torch.Tensor, zero_fields: bool = False) -> torch.Tensor:
+        _check_frame(x, self.frame_size, type(self).__name__)
+        fields = self.breaking_fields(x.shape[0])
+        return self.predict(x, torch.zeros_like(fields) if zero_fields else fields)
+
+    def evaluation_variants(self) -> dict[str, nn.Module]:
+        return {"fields_zeroed": FieldsZeroed(self)}
+
+
+class FieldsZeroed(nn.Module):
+    """A :class:`SymmetryBreakingInputs` model evaluated with its fields zeroed (its equivariant backbone)."""
+
+    def __init__(self, model: SymmetryBreakingInputs):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, zero_fields=True)
+
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GM-CNN (Samudre, Petrache, Nord, Trivedi, AISTATS 2025): group-matrix convolutions over the translation group of
+# the grid, with a learned per-pixel mask that breaks translation symmetry.
+# ---------------------------------------------------------------------------------------------------------
+
+class GMConv2d(nn.Module):
+    """Group-matrix convolution over the translation group ``Z_H x Z_W`` of the (periodic) grid, with the kernel
+    shared across input channels and a normalised multiplicative mask per pixel:
+
+        ``out[o](p) = m(p) / ||m|| * sum_{d in N} w[o, d] / ||w[o]|| * sum_i x[i](p + d mod (H, W)) + b[o]``,
+
+    ``N`` the ``(2 r + 1)^2`` offsets of the neighbourhood (``r = neighbourhood``), ``m`` an ``(H, W)`` mask. The
+    group matrix of the torus gathers, for each output position, the input at the neighbourhood's group elements
+    times that position: a periodic (circular) convolution, computed as one. A uniform mask makes the layer exactly
+    equivariant to periodic shifts; a learned one breaks it. Parameters: ``C_out (2 r + 1)^2 + C_out + H W``.
+    """
+
+    def __init__(self, out_channels: int, frame_size: tuple[int, int], neighbourhood: int = 1):
+        super().__init__()
+        if neighbourhood < 0:
+            raise ValueError(f"neighbourhood must be at least 0, got {neighbourhood}")
+        k = 2 * int(neighbourhood) + 1
+        self.k, self.frame_size = k, (int(frame_size[0]), int(frame_size[1]))
+        self.weight = nn.Parameter(_uniform_(torch.empty(out_channels, 1, k, k), k * k))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.mask = nn.Parameter(_uniform_(torch.empty(*self.frame_size), k * k))
+
+    def normalised_mask(self) -> torch.Tensor:
+        return self.mask / torch.linalg.vector_norm(self.mask)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_frame(x, self.frame_size, "GMConv2d")
+        s = x.sum(dim=1, keepdim=True)
+        r = self.k // 2
+        w = self.weight / torch.linalg.vector_norm(self.weight, dim=(1, 2, 3), keepdim=True)
+        out = nn.functional.conv2d(nn.functional.pad(s, (r, r, r, r), mode="circular"), w)
+        return out * self.normalised_mask() + self.bias[:, None, None]
+
+
+class GMCNN(Model):
+    """The authors' plume network: a 1x1 convolution lifts the stacked frames to ``hidden`` channels ``h_0``; block
+    ``b`` adds ``PReLU(GMConv(u_b))`` to the running sum, ``h_{b+1} = h_b + PReLU(GMConv_b(u_b))`` with ``u_0`` the
+    input frames and ``u_b = h_b`` after; a 1x1 convolution maps the last ``h`` to the velocity. Parameters:
+    ``(2 T_in + 1) C + blocks (C (2 r + 1)^2 + C + H W + 1) + 2 C + 2`` (:meth:`count`)."""
+
+    def __init__(self, in_frames: int, frame_size: tuple[int, int], hidden: int, blocks: int, neighbourhood: int):
+        super().__init__()
+        if blocks < 1:
+            raise ValueError(f"GM-CNN needs at least one block, got layers = {blocks}")
+        self.lift = nn.Conv2d(2 * in_frames, hidden, 1)
+        self.blocks = nn.ModuleList(GMConv2d(hidden, frame_size, neighbourhood) for _ in range(blocks))
+        self.acts = nn.ModuleList(nn.PReLU() for _ in range(blocks))
+        self.out = nn.Conv2d(hidden, 2, 1)
+
+    @staticmethod
+    def count(in_frames: int, frame_size: tuple[int, int], hidden: int, blocks: int, neighbourhood: int) -> int:
+        """The parameter count of the formula above, without building the model."""
+        k2, hw = (2 * neighbourhood + 1) ** 2, int(frame_size[0]) * int(frame_size[1])
+        return (2 * in_frames + 1) * hidden + blocks * (hidden * k2 + hidden + hw + 1) + 2 * hidden + 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        u = frames_to_channels(x)
+        h = self.lift(u)
+        for conv, act in zip(self.blocks, self.acts):
+            h = h + act(conv(u))
+            u = h
+        return self.out(h)
+
+
+def build_gmcnn(in_frames: int = 10, frame_size=(64, 64), hidden: int = 120, layers: int = 2,
+                neighbourhood: int = 1) -> GMCNN:
+    """GM-CNN at the authors' plume settings by default (120 channels, 2 blocks, 3x3 neighbourhood); ``layers`` is
+    the number of GM blocks."""
+    return GMCNN(in_frames, tuple(int(v) for v in frame_size), hidden, layers, neighbourhood)

@@ -31,8 +31,8 @@ from torch import nn
 
 from ..symmetry import rotate_scalar
 from . import PARAMETER_BUDGET
-from .common import (MLP, ConvNet, LocallyConnected2d, Model, conv_stack, finite_differences_l1, frames_to_channels,
-                     relu_between)
+from .common import (ACE, MLP, ConvNet, LocallyConnected2d, Model, RelaxThenProject, SymmetryBreakingInputs,
+                     build_gmcnn, conv_stack, finite_differences_l1, frames_to_channels, relu_between)
 
 N_ROT = 4  # order of the cyclic group C4
 
@@ -481,6 +481,82 @@ class RSteer(Model):
 
 
 # --------------------------------------------------------------------------------------------------------
+# relax-then-project (Pertigkiozoglou et al. 2024) on E2CNN
+# --------------------------------------------------------------------------------------------------------
+
+class TensorR2Conv(nn.Module):
+    """An escnn ``R2Conv`` between plain tensors (the channels of ``in_type`` -> those of ``out_type``)."""
+
+    def __init__(self, in_type, out_type, kernel_size: int):
+        super().__init__()
+        from escnn import nn as enn
+        self.in_type = in_type
+        self.conv = enn.R2Conv(in_type, out_type, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        from escnn import nn as enn
+        return self.conv(enn.GeometricTensor(h, self.in_type)).tensor
+
+
+class E2CNNTerms:
+    """Mixin of the additive relaxations on the C4 E2CNN (:class:`E2CNN`'s field types, frame and ReLU): every escnn
+    layer paired with a bias-free plain convolution of the same channels (:meth:`layers`)."""
+
+    @staticmethod
+    def layers(in_frames: int, hidden: int, layers: int, kernel_size: int) -> tuple[list, list]:
+        _check_kernel(kernel_size)
+        if layers < 1:
+            raise ValueError(f"layers must be at least 1, got {layers}")
+        types = [_field_type(("vector", in_frames))] + [_field_type(("regular", hidden))] * (layers - 1) \
+            + [_field_type(("vector", 1))]
+        pairs = list(zip(types[:-1], types[1:]))
+        return ([TensorR2Conv(a, b, kernel_size) for a, b in pairs],
+                [nn.Conv2d(a.size, b.size, kernel_size, padding=kernel_size // 2, bias=False) for a, b in pairs])
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return frames_to_channels(to_escnn_frame(x))
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return from_escnn_frame(h)
+
+
+class CRelax(E2CNNTerms, RelaxThenProject):
+    """Relax-then-project on the C4 E2CNN: the plain terms weighted by the schedule in training and dropped in
+    evaluation, when the model is exactly :class:`E2CNN`. ``g W``: the kernel turned a quarter (the authors'
+    ``rot90``)."""
+
+    def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int, alpha: float,
+                 schedule: str = "triangle"):
+        super().__init__(*self.layers(in_frames, hidden, layers, kernel_size), alpha, schedule)
+
+    def moved_kernel(self, weight: torch.Tensor) -> torch.Tensor:
+        return torch.rot90(weight, 1, dims=(-2, -1))
+
+
+class ACENet(E2CNNTerms, ACE):
+    """ACE on the C4 E2CNN: every layer ``E2CNN layer + gamma_i * plain conv``; ``gamma = 0`` is :class:`E2CNN`."""
+
+    def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int, dual_lr: float,
+                 slack_penalty: float):
+        super().__init__(*self.layers(in_frames, hidden, layers, kernel_size), dual_lr, slack_penalty)
+
+
+class SBI(SymmetryBreakingInputs):
+    """Symmetry-breaking inputs (Ashman et al. 2024) on the C4 E2CNN: the learned fields enter :class:`E2CNN` as
+    trivial-representation fields beside the ``T_in`` vector fields (as Lift's encoder output does), so a rotation
+    of the input does not move them. Fields zeroed: exactly the E2CNN function."""
+
+    def __init__(self, in_frames: int, frame_size: tuple[int, int], hidden: int, layers: int, kernel_size: int,
+                 fields: int, dropout: float):
+        super().__init__(fields, frame_size, dropout)
+        self.net = E2CNN(in_frames, hidden, layers, kernel_size, extra_trivial=fields)
+
+    def predict(self, x: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+        h = torch.cat((frames_to_channels(to_escnn_frame(x)), fields), dim=1)
+        return from_escnn_frame(self.net.backbone(h))
+
+
+# --------------------------------------------------------------------------------------------------------
 # constrained locally connected net (CLCNN), our frame
 # --------------------------------------------------------------------------------------------------------
 
@@ -611,6 +687,21 @@ def build_rsteer_tr(in_frames: int = 10, frame_size=(64, 64), hidden: int = 92, 
     return RSteer(in_frames, hidden, layers, kernel_size, alpha, rank=int(rank), frame_size=tuple(frame_size))
 
 
+def build_crelax(in_frames: int = 10, hidden: int = 92, layers: int = 5, kernel_size: int = 3,
+                 alpha: float = 1e-2, schedule: str = "triangle") -> Model:
+    return CRelax(in_frames, hidden, layers, kernel_size, alpha, schedule)
+
+
+def build_ace(in_frames: int = 10, hidden: int = 92, layers: int = 5, kernel_size: int = 3, dual_lr: float = 1e-2,
+              slack_penalty: float = 1.0) -> Model:
+    return ACENet(in_frames, hidden, layers, kernel_size, dual_lr, slack_penalty)
+
+
+def build_sbi(in_frames: int = 10, frame_size=(64, 64), hidden: int = 92, layers: int = 5, kernel_size: int = 3,
+              fields: int = 4, field_dropout: float = 0.5) -> Model:
+    return SBI(in_frames, tuple(frame_size), hidden, layers, kernel_size, fields, field_dropout)
+
+
 MODELS = {
     "mlp": build_mlp,
     "conv": build_conv,
@@ -622,4 +713,8 @@ MODELS = {
     "rgroup": build_rgroup,
     "rsteer": build_rsteer,
     "rsteer_tr": build_rsteer_tr,
+    "crelax": build_crelax,
+    "sbi": build_sbi,
+    "ace": build_ace,
+    "gmcnn": build_gmcnn,
 }

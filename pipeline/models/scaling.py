@@ -59,8 +59,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import PARAMETER_BUDGET
-from .common import (MLP, ConvNet, LayerNet, LocallyConnected2d, Model, conv_stack, finite_differences_l1,
-                     frames_to_channels)
+from .common import (ACE, MLP, ConvNet, LayerNet, LocallyConnected2d, Model, RelaxThenProject,
+                     SymmetryBreakingInputs, build_gmcnn, conv_stack, finite_differences_l1, frames_to_channels)
 
 DEFAULT_SCALES = (1.0, 1.5, 2.0, 2.5)
 
@@ -466,6 +466,77 @@ def clcnn_width(in_frames: int, frame_size: tuple[int, int], hidden: int, layers
     raise ValueError(f"no locally connected net of {layers} layers on {frame_size} frames fits {budget} parameters")
 
 
+class SESNTerms:
+    """Mixin of the additive relaxations on SESN (:class:`SESNStack`'s layers, ``scale_mix = 1``, pooled over
+    scales): every scale convolution paired with a bias-free plain convolution untied over scales (the Rpp plain
+    path's shape), built by :meth:`layers`; the model sets ``n_scales`` and ``pool`` (the output pooling)."""
+
+    n_scales: int
+    pool: str
+
+    @staticmethod
+    def layers(in_frames: int, hidden: int, layers: int, kernel_size: int, scales: Sequence[float],
+               basis_size: int, base_sigma: float, pool: str) -> tuple[list, list]:
+        stack = SESNStack(2 * in_frames, hidden, 2, layers, kernel_size, scales, basis_size=basis_size,
+                          base_sigma=base_sigma, pool=pool)
+        S, k = stack.S, kernel_size
+        return list(stack.convs), [nn.Conv2d(c.cin if c.lift else S * c.cin, S * c.cout, k, padding=k // 2,
+                                             bias=False, groups=1 if c.lift else S) for c in stack.convs]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return frames_to_channels(x)
+
+    def decode(self, h: torch.Tensor) -> torch.Tensor:
+        return pool_scales(h, self.n_scales, self.pool)
+
+
+class CRelax(SESNTerms, RelaxThenProject):
+    """Relax-then-project on SESN: the plain terms weighted by the schedule in training and dropped in evaluation,
+    when the model is exactly ``equiv``. ``g W``: the kernel dilated by 1.5 (the authors' choice), ``W(y / 1.5)`` by
+    bilinear interpolation on the kernel grid."""
+
+    DILATION = 1.5
+
+    def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int,
+                 scales: Sequence[float] = DEFAULT_SCALES, alpha: float = 1e-2, schedule: str = "triangle",
+                 basis_size: int = 3, base_sigma: float = 0.6, pool: str = "mean"):
+        terms = self.layers(in_frames, hidden, layers, kernel_size, scales, basis_size, base_sigma, pool)
+        super().__init__(*terms, alpha, schedule)
+        self.n_scales, self.pool = len(scales), pool
+        M, _ = rescaling_matrix(kernel_size, 1.0 / self.DILATION)
+        centre = (kernel_size * kernel_size) // 2
+        M[centre, centre] = 1.0  # W(0 / 1.5) = W(0)
+        self.register_buffer("dilation", M.float(), persistent=False)
+
+    def moved_kernel(self, weight: torch.Tensor) -> torch.Tensor:
+        flat = weight.flatten(-2)
+        return torch.einsum("yz,...z->...y", self.dilation, flat).reshape(weight.shape)
+
+
+class ACENet(SESNTerms, ACE):
+    """ACE on SESN: every layer ``scale conv + gamma_i * plain conv``; ``gamma = 0`` is a SESN (``equiv``)."""
+
+    def __init__(self, in_frames: int, hidden: int, layers: int, kernel_size: int, scales: Sequence[float],
+                 dual_lr: float, slack_penalty: float, basis_size: int = 3, base_sigma: float = 0.6,
+                 pool: str = "mean"):
+        terms = self.layers(in_frames, hidden, layers, kernel_size, scales, basis_size, base_sigma, pool)
+        super().__init__(*terms, dual_lr, slack_penalty)
+        self.n_scales, self.pool = len(scales), pool
+
+
+class SBI(SymmetryBreakingInputs):
+    """Symmetry-breaking inputs (Ashman et al. 2024) on SESN: the learned fields are extra input channels of the
+    lifting layer, so a zoom of the input does not zoom them. Fields zeroed: exactly a SESN."""
+
+    def __init__(self, in_frames: int, frame_size: tuple[int, int], hidden: int, layers: int, kernel_size: int,
+                 scales: Sequence[float], fields: int, dropout: float, **kw):
+        super().__init__(fields, frame_size, dropout)
+        self.net = SESNStack(2 * in_frames + fields, hidden, 2, layers, kernel_size, scales, **kw)
+
+    def predict(self, x: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat((frames_to_channels(x), fields), dim=1))
+
+
 # ----------------------------------------------------------------------------------------------------
 # Builders
 # ----------------------------------------------------------------------------------------------------
@@ -550,6 +621,27 @@ def build_rsteer_ts(frame_size, in_frames: int = 10, hidden: int = 64, layers: i
                 scale_mix=scale_mix, pool=pool)
 
 
+def build_crelax(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+                 scales=DEFAULT_SCALES, alpha: float = 1e-2, schedule: str = "triangle", basis_size: int = 3,
+                 base_sigma: float = 0.6, pool: str = "mean"):
+    return CRelax(in_frames, hidden, layers, kernel_size, _scales(scales), alpha, schedule, basis_size, base_sigma,
+                  pool)
+
+
+def build_ace(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5, scales=DEFAULT_SCALES,
+              dual_lr: float = 1e-2, slack_penalty: float = 1.0, basis_size: int = 3, base_sigma: float = 0.6,
+              pool: str = "mean"):
+    return ACENet(in_frames, hidden, layers, kernel_size, _scales(scales), dual_lr, slack_penalty, basis_size,
+                  base_sigma, pool)
+
+
+def build_sbi(frame_size, in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
+              scales=DEFAULT_SCALES, fields: int = 4, field_dropout: float = 0.5, basis_size: int = 3,
+              base_sigma: float = 0.6, scale_mix: int = 1, pool: str = "mean"):
+    return SBI(in_frames, tuple(int(v) for v in frame_size), hidden, layers, kernel_size, _scales(scales), fields,
+               field_dropout, basis_size=basis_size, base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
+
+
 MODELS = {
     "mlp": build_mlp,
     "conv": build_conv,
@@ -562,4 +654,8 @@ MODELS = {
     "rsteer": build_rsteer,
     "rsteer_scale": build_rsteer_scale,
     "rsteer_ts": build_rsteer_ts,
+    "crelax": build_crelax,
+    "sbi": build_sbi,
+    "ace": build_ace,
+    "gmcnn": build_gmcnn,
 }

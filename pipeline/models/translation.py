@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .common import (MLP, Combo, ConvNet, LayerNet, Lift, LocallyConnected2d, RelaxedConv2d, ResidualPathway,
-                     conv_stack)
+                     SymmetryBreakingInputs, build_gmcnn, conv_stack, frames_to_channels)
 
 
 def _widths(in_channels: int, hidden: int, out_channels: int, layers: int) -> list[int]:
@@ -138,6 +138,19 @@ class LiftNet(Lift):
 
 # --- builders (keyword hyper-parameters; defaults are PROTOCOL.md's translation settings) -----------------
 
+class ConvSBI(SymmetryBreakingInputs):
+    """The translation family's symmetry-breaking-input model: the CNN baseline reading the fields as extra input
+    channels (zeroed: the CNN, translation-equivariant away from the borders)."""
+
+    def __init__(self, in_frames: int, frame_size: tuple[int, int], hidden: int, layers: int, kernel_size: int,
+                 fields: int, dropout: float):
+        super().__init__(fields, frame_size, dropout)
+        self.net = conv_stack(2 * in_frames + fields, hidden, 2, layers, kernel_size)
+
+    def predict(self, x: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat((frames_to_channels(x), fields), dim=1))
+
+
 def build_mlp(*, in_frames: int = 10, frame_size=None, hidden: int = 128, layers: int = 5) -> MLP:
     return MLP(in_frames, _frame(frame_size), hidden, layers)
 
@@ -175,6 +188,11 @@ def build_rgroup(*, in_frames: int = 10, frame_size=None, hidden: int = 128, lay
                                weighting)
 
 
+def build_sbi(*, in_frames: int = 10, frame_size=None, hidden: int = 128, layers: int = 5, kernel_size: int = 3,
+              fields: int = 4, field_dropout: float = 0.5) -> ConvSBI:
+    return ConvSBI(in_frames, _frame(frame_size), hidden, layers, kernel_size, fields, field_dropout)
+
+
 MODELS = {
     "mlp": build_mlp,
     "conv": build_conv,
@@ -183,4 +201,6 @@ MODELS = {
     "clcnn": build_clcnn,
     "lift": build_lift,
     "rgroup": build_rgroup,
+    "sbi": build_sbi,
+    "gmcnn": build_gmcnn,
 }

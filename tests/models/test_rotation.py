@@ -15,7 +15,8 @@ from pipeline.symmetry import rotate, rotate_scalar
 
 SIZE = (12, 12)
 TINY = dict(in_frames=2, frame_size=SIZE, hidden=2, layers=3, kernel_size=3)
-ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr"]
+ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr",
+       "crelax", "sbi", "ace", "gmcnn"]  # and the newer models (test_newer.py)
 EQUIVARIANT_AT_INIT = ["equiv", "rgroup", "rsteer", "rsteer_tr"]
 RELAXED = ["rgroup", "rsteer", "rsteer_tr"]
 KS = (1, 2, 3)
@@ -284,7 +285,7 @@ def test_parameter_budget_at_protocol_size(name):
     """< 1e7 trainable parameters at 64x64, 10 frames, hidden 92, 5 layers, kernel 3 (no forward pass).
     escnn builds 92-field bases slowly, so escnn models are counted at hidden 1, 2, 3 and extrapolated; the
     extrapolation is checked against a direct count for one of them at hidden 5."""
-    escnn_models = {"equiv", "rpp", "combo", "lift"}
+    escnn_models = {"equiv", "rpp", "combo", "lift", "crelax", "sbi", "ace"}
     if name in escnn_models:
         def count_at(h):
             return count_parameters(build(name, "rotation", **{**PROTOCOL, "hidden": h}))

@@ -343,7 +343,8 @@ def test_clcnn_scale_penalty():
 # every model
 # ------------------------------------------------------------------------------------------------
 
-ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts"]
+ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts",
+       "crelax", "sbi", "ace", "gmcnn"]  # and the newer models (test_newer.py)
 
 
 def test_registry_lists_every_model():

@@ -14,7 +14,7 @@ from pipeline.symmetry import translate
 
 SIZE = (16, 16)
 TINY = dict(in_frames=2, frame_size=SIZE, hidden=6, layers=3, kernel_size=3, banks=2, rank=2, alpha=1e-3)
-ALL = ["mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup"]
+ALL = ["mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup", "sbi", "gmcnn"]
 RELAXED = {"rpp", "clcnn", "rgroup"}   # models whose regulariser depends on the weights
 SHIFT = (2, -3)
 TRAIN_ALPHA = {"rgroup": 1e-6}
