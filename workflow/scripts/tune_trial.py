@@ -10,5 +10,5 @@ jobs.setup_logging(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 wc = snakemake.wildcards
 tuning.run_trial(snakemake.params.run, wc.dataset, snakemake.input.store, wc.model,
-                 out_dir=os.path.dirname(snakemake.output[0]), output=snakemake.output[0],
-                 cache_mb=snakemake.resources.cache_mb)
+                 out_dir=os.path.dirname(snakemake.output.result), output=snakemake.output.result,
+                 cache_mb=snakemake.resources.cache_mb, previous=snakemake.input.get("previous"))
