@@ -126,7 +126,7 @@ def selected_settings(wildcards):
 
 
 TUNE = "results/tuning/{dataset}/{model}"
-TRIAL = TUNE + "/rung{rung}/trial{trial}"
+TRIAL = "results/tuning/{dataset}/{model}/rung{rung}/trial{trial}"
 TRIAL_INDICES = list(range(config["tuning"]["trials"]))
 # The rungs of the successive halving (pipeline.tuning.rung_schedule): epochs at each rung's end, trials in it
 RUNGS = tuning.rung_schedule(config["tuning"])
@@ -169,6 +169,11 @@ def previous_rung(wildcards):
         return {}
     before = TRIAL.format(dataset=wildcards.dataset, model=wildcards.model, rung=rung - 1, trial=wildcards.trial)
     return {"previous": f"{before}/result.json", "checkpoint": f"{before}/checkpoint.pt"}
+
+
+def table_results(wildcards):
+    """result.json of every rung of every tuned (dataset, model) (the tune_table rule's)."""
+    return [f for d, m in TUNED for rung in range(len(RUNGS)) for f in rung_results(d, m, rung)]
 
 
 wildcard_constraints:

@@ -98,11 +98,6 @@ checkpoint tune_select:
         "../scripts/tune_select.py"
 
 
-def table_results(wildcards):
-    """result.json of every rung of every tuned (dataset, model)."""
-    return [f for d, m in TUNED for rung in range(len(RUNGS)) for f in rung_results(d, m, rung)]
-
-
 rule tune_table:
     input:
         trials=[f"{TUNE}/trials.yaml".format(dataset=d, model=m) for d, m in TUNED],
