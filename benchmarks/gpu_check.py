@@ -578,13 +578,14 @@ def final_runs(config: dict) -> list[tuple[str, str, int]]:
 
 
 def search_trial_epochs(config: dict) -> dict[tuple[str, str], int]:
-    """Trial-epochs the hyper-parameter search spends on each tuned (dataset, model), at most: every one of its
-    ``tuning.trials`` trials trains its full ``tuning.budget.epochs`` (patience may stop it earlier). THE place that
-    says how many epochs the search trains: a search that stops trials early (successive halving) changes this
-    function, and (f) follows."""
-    trials, epochs = int(config["tuning"]["trials"]), int(config["tuning"]["budget"]["epochs"])
-    return {(d, m): trials * epochs for d in ("translation", "rotation", "scaling")
-            for m in config["tuning"]["models"][d]}
+    """Trial-epochs the hyper-parameter search spends on each tuned (dataset, model), at most: the rungs of its
+    successive halving (``pipeline.tuning.rung_schedule``, every trial to its rung's end; patience may stop it
+    earlier), counted by ``pipeline.tuning.trial_epochs``, the one definition the search itself uses."""
+    from pipeline import tuning
+    from pipeline.catalogue import FAMILIES
+
+    epochs = tuning.trial_epochs(tuning.rung_schedule(config["tuning"]))
+    return {(d, m): epochs for d in FAMILIES if d in config["tuning"]["models"] for m in config["tuning"]["models"][d]}
 
 
 def run_costs(config: dict, dataset: str, model: str, timing: dict) -> dict:
@@ -615,13 +616,14 @@ def costs(config: dict, timing: dict) -> dict:
         c = run_costs(config, dataset, model, timing)
         training += n * (c["epochs"] * c["epoch"] + c["evaluate"])
         per_100 += n * 100 * c["epoch"]
-    trials = int(config["tuning"]["trials"])
+    from pipeline import tuning
+    scorings = sum(rung["trials"] for rung in tuning.rung_schedule(config["tuning"]))  # one score per trial and rung
     for (dataset, model), epochs in search_trial_epochs(config).items():
         if (dataset, model) not in timing:
             missing.add(f"{dataset}/{model}")
             continue
         c = run_costs(config, dataset, model, timing)
-        search += epochs * c["epoch"] + trials * c["score"]
+        search += epochs * c["epoch"] + scorings * c["score"]
     return {"training_h": training / 3600, "search_h": search / 3600, "per_100_epochs_h": per_100 / 3600,
             "missing": sorted(missing),
             "trial_epochs": sum(search_trial_epochs(config).values()),

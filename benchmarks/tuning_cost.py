@@ -5,15 +5,20 @@
 For every tuned (dataset, model) it draws the trials exactly as the workflow does (pipeline.tuning.draw_trials,
 parameter-budget rejection included) and counts each trial's forward FLOPs per sample (torch's FlopCounterMode, on
 the meta device where the model builds there; escnn models at widths 2..5 on the CPU, extrapolated as the
-quadratic in ``hidden``, checked on the fourth width). A trial's cost is then
+quadratic in ``hidden``, checked on the fourth width). One epoch of a trial costs
 
-    epochs x [ 3 F x train windows x out_length  (forward + backward through the rollout)
-             + F x validation windows x out_length  (early-stopping check) ] / sustained FLOP rate
-    + epochs x model calls per epoch x overhead  (kernel launches and Python, which dominate the small models)
+    [ 3 F x train windows x out_length  (forward + backward through the rollout)
+      + F x validation windows x out_length  (early-stopping check) ] / sustained FLOP rate
+    + model calls per epoch x overhead  (kernel launches and Python, which dominate the small models)
 
-with ``epochs`` the trial budget's maximum unless --epochs says otherwise (early stopping only lowers it). The
-sustained rate is an assumption, not a measurement: no GPU was available when this was written. Run
-benchmarks/models.py on the cluster's GPU to calibrate it (its ms per batch against this script's FLOPs).
+and the search trains the rungs of ``tuning.halving`` (pipeline.tuning.rung_schedule): every trial the first rung's
+epochs, then ``trials`` of each later rung the epochs from the rung before to its own end. Which trials go on is
+known only after training, so three totals are printed: without halving (every trial the full budget, what
+``halving: {rungs: 1}`` costs), with halving if the promoted trials cost what the model's trials cost on average
+(the estimate), and with halving if the most expensive trials were always promoted (a bound). Early stopping only
+lowers all three. ``--epochs`` replaces the budget's epochs (the rungs follow). The sustained rate is an
+assumption, not a measurement: no GPU was available when this was written. Run benchmarks/models.py on the
+cluster's GPU to calibrate it (its ms per batch against this script's FLOPs).
 """
 from __future__ import annotations
 
@@ -70,7 +75,7 @@ def main() -> None:
     parser.add_argument("config", nargs="+", help="config.yaml, then overlays (as --configfile merges them)")
     parser.add_argument("--tflops", type=float, default=20.0, help="sustained FLOP rate of one GPU, in 10^12 / s")
     parser.add_argument("--overhead-ms", type=float, default=3.0, help="fixed cost of one model call (fwd+bwd)")
-    parser.add_argument("--epochs", type=float, help="mean epochs per trial (default: the budget's maximum)")
+    parser.add_argument("--epochs", type=int, help="the trials' budget epochs (default: the config's)")
     parser.add_argument("--families", nargs="+", default=list(tuning.TUNED_FAMILIES), help="families to estimate")
     parser.add_argument("--models", nargs="+", help="models to estimate (default: every tuned one)")
     args = parser.parse_args()
@@ -80,12 +85,18 @@ def main() -> None:
     cfg = pipeline_config.load(args.config[0])
     for overlay in args.config[1:]:
         update_config(cfg, pipeline_config.load(overlay))
+    if args.epochs:
+        cfg["tuning"]["budget"]["epochs"] = args.epochs
     pipeline_config.validate(cfg)
     grid = cfg["data"]["grid"]
-    epochs = args.epochs or cfg["tuning"]["budget"]["epochs"]
+    epochs = cfg["tuning"]["budget"]["epochs"]
+    rungs = tuning.rung_schedule(cfg["tuning"])
     cache: dict = {}
-    total_h, t0 = 0.0, time.perf_counter()
-    print(f"{'dataset':12} {'model':8} trials rejected  mean GFLOP/fwd  GPU-hours")
+    totals, t0 = [0.0, 0.0, 0.0], time.perf_counter()
+    print("rungs (epochs at the end x trials): " + ", ".join(f"{r['epochs']} x {r['trials']}" for r in rungs)
+          + f"; {tuning.trial_epochs(rungs)} trial-epochs per model with halving, "
+          f"{cfg['tuning']['trials'] * epochs} without")
+    print(f"{'dataset':12} {'model':8} trials rejected  mean GFLOP/fwd  GPU-hours: no halving  halving  bound")
     for family in args.families:
         w = cfg["windows"][family]
         train_sims = sim_roles(family, cfg["data"]).count(TRAIN)
@@ -97,7 +108,7 @@ def main() -> None:
             symmetry = runs.symmetry_of(family)
             run = runs.train_params(cfg, family, model)
             drawn = tuning.draw_trials(run, cfg["tuning"], family, model, (grid, grid))
-            seconds, gflops = 0.0, []
+            per_epoch, gflops = [], []  # seconds of one epoch of each trial
             for trial in drawn["trials"]:
                 s = trial["settings"]
                 hp = tuning.build_hyperparameters(s, w["input_length"], (grid, grid))
@@ -106,15 +117,23 @@ def main() -> None:
                     cache[key] = forward_flops(model, symmetry, hp)
                 f = cache[key]
                 gflops.append(f / 1e9)
-                flop = epochs * (3 * f * n_train * s["out_length"] + f * n_valid * s["out_length"])
-                calls = epochs * (-(-n_train // s["batch"]) * s["out_length"]
-                                  + -(-n_valid // run["eval_batch"]) * s["out_length"])
-                seconds += flop / (args.tflops * 1e12) + calls * args.overhead_ms / 1e3
-            total_h += seconds / 3600
+                flop = 3 * f * n_train * s["out_length"] + f * n_valid * s["out_length"]
+                calls = (-(-n_train // s["batch"]) * s["out_length"]
+                         + -(-n_valid // run["eval_batch"]) * s["out_length"])
+                per_epoch.append(flop / (args.tflops * 1e12) + calls * args.overhead_ms / 1e3)
+            full = sum(per_epoch) * epochs
+            mean = sum(per_epoch) / len(per_epoch) * tuning.trial_epochs(rungs)
+            dearest, bound, done = sorted(per_epoch, reverse=True), 0.0, 0
+            for rung in rungs:
+                bound += sum(dearest[:rung["trials"]]) * (rung["epochs"] - done)
+                done = rung["epochs"]
+            hours = [full / 3600, mean / 3600, bound / 3600]
+            totals = [t + h for t, h in zip(totals, hours)]
             print(f"{family:12} {model:8} {len(drawn['trials']):6} {len(drawn['rejected']):8} "
-                  f"{sum(gflops) / len(gflops):14.2f} {seconds / 3600:10.1f}", flush=True)
-    print(f"total: {total_h:.0f} GPU-hours at {args.tflops:g} TFLOP/s sustained and {args.overhead_ms:g} ms per "
-          f"call, {epochs:g} epochs per trial ({time.perf_counter() - t0:.0f} s to estimate)")
+                  f"{sum(gflops) / len(gflops):14.2f} {hours[0]:21.1f} {hours[1]:8.1f} {hours[2]:6.1f}", flush=True)
+    print(f"total GPU-hours at {args.tflops:g} TFLOP/s sustained and {args.overhead_ms:g} ms per call, {epochs} "
+          f"budget epochs: {totals[0]:.0f} without halving, {totals[1]:.0f} with halving (at most {totals[2]:.0f}) "
+          f"({time.perf_counter() - t0:.0f} s to estimate)")
 
 
 if __name__ == "__main__":

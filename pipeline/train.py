@@ -10,8 +10,10 @@
   epochs done (relax-then-project scales its relaxed terms by it; ACE takes its dual step there).
 * Reproducible: the seed fixes the initialisation (``torch.manual_seed`` before the model is built) and the
   sample order (a private, seeded generator). A checkpoint written after every epoch holds the model,
-  optimiser, scheduler, RNG states and the best weights, so a killed run restarted from it ends exactly as
-  an uninterrupted one.
+  optimiser, scheduler, RNG states, the best weights and the early-stopping count, so a killed run restarted
+  from it ends exactly as an uninterrupted one. The same checkpoint extends a run to more epochs (the
+  search's rungs, pipeline/tuning.py): nothing of the loop depends on the epoch budget (the learning rate
+  decays per epoch, patience counts epochs), so training 2 epochs and then resuming to 7 is training 7.
 
 Settings of a run are resolved from the config by ``pipeline.runs.train_params``: the training rules' params,
 which :func:`train_run` takes.
@@ -44,6 +46,14 @@ LOG_COLUMNS = ("epoch", "train_rmse", "valid_rmse", "lr", "seconds")
 
 
 # --- the loop ----------------------------------------------------------------------------------------------
+
+class Diverged(FloatingPointError):
+    """A non-finite training loss or validation RMSE at ``epoch`` (1-based; the epoch that did not finish)."""
+
+    def __init__(self, message: str, epoch: int):
+        super().__init__(message)
+        self.epoch = epoch
+
 
 def batch_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(loss, data_term)``: the sum over the rolled-out steps of the MSE, plus the regulariser (linearly)."""
@@ -108,9 +118,10 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
     """Train ``model`` (already built and seeded) and return the best weights (a copy) and the history.
 
     ``run`` names the run in messages. ``checkpoint``: written after every epoch and resumed from when it
-    exists and its ``fingerprint`` (the run's settings) matches; otherwise the run starts afresh.
-    ``max_seconds``: no epoch starts after this much wall time, the first always runs (a check that trains for a
-    fixed time, ``benchmarks/gpu_check.py``); the workflow's runs have none.
+    exists, its ``fingerprint`` (the run's settings but the epoch budget) matches and it has not trained more
+    than ``config.epochs`` epochs; otherwise the run starts afresh. A larger budget than the checkpoint's
+    continues it (the search's rungs). ``max_seconds``: no epoch starts after this much wall time, the first always
+    runs (a check that trains for a fixed time, ``benchmarks/gpu_check.py``); the workflow's runs have none.
     """
     from tqdm import tqdm
 
@@ -119,13 +130,14 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(0.9, 0.999),
                                  weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.decay)
-    fingerprint = json.loads(json.dumps({"run": run, "seed": seed, "settings": asdict(config), **(fingerprint or {})}))
+    budgetless = {k: v for k, v in asdict(config).items() if k != "epochs"}
+    fingerprint = json.loads(json.dumps({"run": run, "seed": seed, "settings": budgetless, **(fingerprint or {})}))
     state = {"epoch": 0, "best_state": None, "best_epoch": 0, "best_valid_rmse": math.inf, "bad_epochs": 0,
              "history": []}
     checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint and checkpoint.exists():
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        if saved.get("fingerprint") == fingerprint:
+        if saved.get("fingerprint") == fingerprint and saved["loop"]["epoch"] <= config.epochs:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
             scheduler.load_state_dict(saved["scheduler"])
@@ -133,7 +145,7 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
             state = saved["loop"]
             log.info("%s: resuming from %s after epoch %d", run, checkpoint, state["epoch"])
         else:
-            log.warning("%s: %s belongs to other settings; starting afresh", run, checkpoint)
+            log.warning("%s: %s belongs to other settings or a longer training; starting afresh", run, checkpoint)
 
     n = len(train)
     # disable=None: a bar only when stderr is a terminal; in a log file (a SLURM job's, a redirected run's) each
@@ -156,8 +168,8 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
             with numerics.autocast(config.precision, device):
                 loss, data = batch_loss(model, x, y)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"{run}: non-finite training loss ({loss.item()}) at epoch {epoch}, "
-                                         f"batch {lo // config.batch + 1}; lower the learning rate or alpha")
+                raise Diverged(f"{run}: non-finite training loss ({loss.item()}) at epoch {epoch}, "
+                               f"batch {lo // config.batch + 1}; lower the learning rate or alpha", epoch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -166,7 +178,7 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
         model.eval()
         valid_rmse = validation_rmse(model, valid, eval_batch)
         if not math.isfinite(valid_rmse):
-            raise FloatingPointError(f"{run}: non-finite validation RMSE at epoch {epoch}")
+            raise Diverged(f"{run}: non-finite validation RMSE at epoch {epoch}", epoch)
         train_rmse = math.sqrt(data_sum / n / config.out_length)
         if valid_rmse < state["best_valid_rmse"]:
             state.update(best_valid_rmse=valid_rmse, best_epoch=epoch, bad_epochs=0,
@@ -209,14 +221,15 @@ def write_log(history: list[dict], path: str | os.PathLike, columns=LOG_COLUMNS)
 
 def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
               alpha: float | None = None, device=None, progress: bool = True, cache_mb: float | None = None,
-              max_seconds: float | None = None) -> FitResult:
+              max_seconds: float | None = None, keep_checkpoint: bool = False) -> FitResult:
     """Train one run and write ``model.pt`` (best weights + what rebuilds the model) and ``log.csv``.
 
     ``params``: the run's settings, ``pipeline.runs.train_params`` (the rule's params). ``alpha``: the value of
     an alpha sweep, which names the run (``params`` holds it already). ``device`` overrides the params' device.
     ``cache_mb``: the memory for the velocity read (``pipeline.loader``; ``None``: the whole store in memory).
     ``max_seconds``: as for :func:`fit`. ``out_dir/checkpoint.pt`` is kept while the run is unfinished (a restarted
-    job resumes from it). ``model.pt`` records where it trained (``pipeline.gpus.record``).
+    job resumes from it), and after it with ``keep_checkpoint`` (a search trial's rung, which the next rung
+    continues). ``model.pt`` records where it trained (``pipeline.gpus.record``).
     """
     run = f"{dataset_name}/{model_name}/seed{seed}" + ("" if alpha is None else f"/alpha{alpha:g}")
     device = resolve_device(device or params["device"])
@@ -254,7 +267,8 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
     _save_checkpoint(out / "model.pt", saved)
     reported = tuple(k for k in (result.history[0] if result.history else {}) if k not in LOG_COLUMNS)
     write_log(result.history, out / "log.csv", LOG_COLUMNS + reported)  # + the model's report() columns
-    checkpoint.unlink(missing_ok=True)
+    if not keep_checkpoint:
+        checkpoint.unlink(missing_ok=True)
     log.info("%s: best valid RMSE %.5f at epoch %d of %d", run, result.best_valid_rmse, result.best_epoch,
              result.epochs_run)
     return result

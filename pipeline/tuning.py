@@ -1,27 +1,32 @@
-"""Hyper-parameter search, as the paper did it (Appendix A.1, Table 3), one training job per trial.
+"""Hyper-parameter search, as the paper did it (Appendix A.1, Table 3), with successive halving over rungs.
 
 For each tuned (family, model) the search space (``config['tuning']['space']``) is a set of dimensions: ``log``
 (log-uniform between two bounds), ``int`` (uniform integers, bounds included) or ``choice`` (a list). A model
 is searched only over the training settings and the hyper-parameters its builder accepts (a CNN has no
 filter banks). Trials:
 
-* trial 0 is the run's own setting from ``config['training']`` (the published one where the paper gives it), so
-  the search can only improve on it;
+* trial 0 is the run's own setting from ``config['training']`` (the published one where the paper gives it);
 * trials 1.. are points of one scrambled Sobol sequence (``scipy.stats.qmc``), seeded by the tuning seed and
   the (dataset, model) name: the same config gives the same trials, and a larger ``trials`` keeps the first
   ones. A draw whose model would have 10^7 trainable parameters or more, or that repeats an earlier trial, is
   rejected (and recorded) before any training; the next point of the sequence is taken instead.
 
-Every trial trains with the tuning budget (``epochs``, ``patience``) on the train split by the ordinary training
-loop and is scored by :func:`validation_score`: the RMSE over the test horizon (``windows[family]['rollout']``
+The trials train in rungs (:func:`rung_schedule`, ``config['tuning']['halving']``): every trial trains the first
+rung's epochs; the best ``1/eta`` by validation score (:func:`rank`) go on to the next rung, each resuming from its
+checkpoint of the rung before (the training loop's own checkpoint: weights, optimiser, learning-rate schedule, RNG
+and early-stopping state), so a trial that reaches the last rung has trained exactly as one uninterrupted training
+of the full budget (``epochs``, ``patience``). ``halving: {rungs: 1}`` trains every trial the full budget.
+
+Every trial is scored by :func:`validation_score`: the RMSE over the test horizon (``windows[family]['rollout']``
 steps), the same for every trial whatever its ``out_length``, on the validation windows none of whose frames is a
-test-future target (``pipeline.runs.selection_starts``). The selection takes the lowest score; test splits are never
-read, and no frame they score is. ``best.yaml`` holds the winner's searched settings, which the final runs put over the config's.
+test-future target (``pipeline.runs.selection_starts``). The selection takes the lowest score of the last rung;
+test splits are never read, and no frame they score is. ``best.yaml`` holds the winner's searched settings, which
+the final runs put over the config's.
 
 Like ``pipeline.runs``, the module imports only the standard library and yaml at its top: Snakemake uses
-:func:`parse_space` (config validation) and :func:`trial_params` when it builds the DAG; the jobs' functions import
-numpy, scipy and torch inside. Every job reads only its params (the draw: the model's run params and the tuning
-section; a trial: its settings), never the whole config.
+:func:`parse_space` (config validation), :func:`rung_schedule`, :func:`read_promoted` and :func:`trial_params`
+when it builds the DAG; the jobs' functions import numpy, scipy and torch inside. Every job reads only its params
+(the draw: the model's run params and the tuning section; a trial: its settings and rung), never the whole config.
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 import zlib
 from dataclasses import asdict, dataclass
@@ -125,6 +131,49 @@ def design(n: int, d: int, seed: int, dataset: str, model: str):
     stream = np.random.SeedSequence([seed, zlib.crc32(f"{dataset}/{model}".encode())])
     sobol = qmc.Sobol(d, scramble=True, seed=np.random.default_rng(stream))
     return sobol.random_base2(max(0, math.ceil(math.log2(max(n, 1)))))[:n]
+
+
+# --- the rungs (successive halving) --------------------------------------------------------------------------
+
+def rung_schedule(tuning_cfg: dict) -> list[dict]:
+    """The rungs of the search: ``[{"rung": k, "epochs": total epochs at its end, "trials": trials in it}]``.
+
+    With ``n`` trials, ``E`` budget epochs and ``halving: {eta, rungs: R}``, rung ``k`` (0 .. R-1) trains up to
+    ``max(1, round(E / eta^(R-1-k)))`` epochs (halves rounded up), the last rung exactly ``E``, and holds the best
+    ``ceil(n / eta^k)`` trials of the rung before (so at least one). A rung that would train no epoch beyond the
+    one before (a small budget) is left out, the later rungs keep their trial counts; a rung that would keep every
+    trial of the one before (few trials) is merged into it (it trains to the later end). ``rungs: 1``: no halving,
+    every trial trains ``E`` epochs in one rung. Examples: 16 trials, 20 epochs, eta 3, 3 rungs:
+    16 x 2, 6 x 7, 2 x 20 epochs; 2 trials, 3 epochs: 2 x 1, 1 x 3 (the rung at 1 epoch is left out).
+    """
+    n, epochs = int(tuning_cfg["trials"]), int(tuning_cfg["budget"]["epochs"])
+    halving = tuning_cfg.get("halving") or {}
+    eta, count = int(halving.get("eta", 3)), int(halving.get("rungs", 3))  # the schema's defaults
+    if eta < 2 or count < 1:
+        raise ValueError(f"config['tuning']['halving']: expected eta >= 2 and rungs >= 1, got eta={eta}, "
+                         f"rungs={count}")
+    schedule = []
+    for k in range(count):
+        rung_epochs, trials = max(1, math.floor(epochs / eta ** (count - 1 - k) + 0.5)), math.ceil(n / eta ** k)
+        if schedule and trials == schedule[-1]["trials"]:  # every trial goes on: one rung
+            schedule[-1]["epochs"] = rung_epochs
+        elif not schedule or rung_epochs > schedule[-1]["epochs"]:
+            schedule.append({"rung": len(schedule), "epochs": rung_epochs, "trials": trials})
+    return schedule
+
+
+def trial_epochs(schedule: list[dict]) -> int:
+    """Trial-epochs the schedule trains at most (every trial to its rung's end; early stopping only lowers it)."""
+    done, total = 0, 0
+    for rung in schedule:
+        total += rung["trials"] * (rung["epochs"] - done)
+        done = rung["epochs"]
+    return total
+
+
+def read_promoted(path: str | os.PathLike) -> list[int]:
+    """The trials a promotion file (the ``tune_promote`` rule's) sends on to the next rung."""
+    return [int(t) for t in yaml.safe_load(Path(path).read_text())["promoted"]]
 
 
 # --- parameter budget ----------------------------------------------------------------------------------------
@@ -256,23 +305,27 @@ def draw_job(params: dict, dataset: str, model: str, store: str, output: str) ->
     return drawn
 
 
-def trial_params(config: dict, dataset: str, trial: dict, model: str | None = None) -> dict:
-    """What a trial job reads (its rule's params, built when the DAG is): the trial's entry of ``trials.yaml``,
-    its run params in the shape of ``pipeline.runs.train_params`` (the windows with the scored horizon and the
-    test-future range that bounds the selection windows), the seed. ``model``: the tuned model, whose builder a
-    model of one's own adds to the run params."""
+def trial_params(config: dict, dataset: str, trial: dict, rung: int = 0, model: str | None = None) -> dict:
+    """What a trial job of ``rung`` reads (its rule's params, built when the DAG is): the trial's entry of
+    ``trials.yaml``, its run params in the shape of ``pipeline.runs.train_params`` (the windows with the scored
+    horizon and the test-future range that bounds the selection windows; ``epochs``: the rung's end,
+    :func:`rung_schedule`), the rung and the seed. ``model``: the tuned model, whose builder a model of one's own
+    adds to the run params."""
     from .runs import TRAIN_WINDOW_KEYS, run_params
 
-    run = run_params(config, dataset, trial["settings"], (*TRAIN_WINDOW_KEYS, "rollout", "test_future"), model=model)
+    schedule = rung_schedule(config["tuning"])[rung]
+    run = run_params(config, dataset, {**trial["settings"], "epochs": schedule["epochs"]},
+                     (*TRAIN_WINDOW_KEYS, "rollout", "test_future"), model=model)
     return {"trial": {k: trial[k] for k in ("trial", "draw", "parameters", "tuned")}, "run": run,
-            "seed": int(config["tuning"]["seed"])}
+            "rung": {"rung": rung, "epochs": schedule["epochs"]}, "seed": int(config["tuning"]["seed"])}
 
 
 def validation_score(run: dict, store: str, model_path: str, device=None, cache_mb: float | None = None) -> float:
     """The selection score of a saved model (the one function that scores a trial): its RMSE on the selection
     windows (``pipeline.datasets.selection_windows``: validation windows none of whose frames is a test-future
     target) over the test horizon (``run['windows']['rollout']`` steps), read as the evaluation reads
-    (``pipeline.loader``: in memory when the store fits ``cache_mb``)."""
+    (``pipeline.loader``: in memory when the store fits ``cache_mb``). Promotion between rungs and the selection
+    both rank by it."""
     from . import datasets
     from .loader import SampleSource
     from .gpus import resolve_device
@@ -287,60 +340,114 @@ def validation_score(run: dict, store: str, model_path: str, device=None, cache_
 
 
 def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, output: str, device=None,
-              cache_mb: float | None = None) -> dict:
-    """Train one trial (``params``: :func:`trial_params`) and write its ``result.json`` (score, size, time).
-    ``cache_mb``: the memory for the velocity read, as for a training run.
+              cache_mb: float | None = None, previous: str | None = None) -> dict:
+    """Train one trial to the end of its rung (``params``: :func:`trial_params`) and write its ``result.json``
+    (score, size, epochs, time) and ``checkpoint.pt`` in ``out_dir``. ``cache_mb``: the memory for the velocity
+    read, as for a training run. ``previous``: the trial's ``result.json`` of the rung before; the training then
+    resumes from the ``checkpoint.pt`` beside it (copied, so that the earlier rung's files stay whole).
 
     A trial whose training diverges (non-finite loss, common at the largest learning rates) is recorded as
-    ``diverged`` with an infinite score instead of failing the workflow. The trial's weights are deleted once
-    scored: the selection needs only the score, and the final runs train afresh.
+    ``diverged`` with an infinite score instead of failing the workflow (its checkpoint holds no training state:
+    it is never promoted). The trial's best weights (``model.pt``) are deleted once scored: promotion and
+    selection need only the score, the next rung the checkpoint, and the final runs train afresh.
     """
-    from .train import train_run
+    import torch
 
-    trial, run = params["trial"], params["run"]
+    from .train import Diverged, train_run
+
+    trial, run, rung = params["trial"], params["run"], params["rung"]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / "checkpoint.pt"
+    start_epoch, seconds = 0, 0.0
+    if previous is not None:
+        before = json.loads(Path(previous).read_text())
+        if before["status"] != "trained":
+            raise ValueError(f"{previous}: trial {before['trial']} is {before['status']}; only a trained trial "
+                             f"goes on to the next rung")
+        start_epoch, seconds = int(before["epochs_run"]), float(before["seconds"])
+        shutil.copyfile(Path(previous).parent / "checkpoint.pt", checkpoint)
     start = time.perf_counter()
-    out = {"dataset": dataset, "model": model, **trial, "settings": {**run["training"], **run["model"]}}
+    result = {"dataset": dataset, "model": model, **trial, "rung": rung["rung"], "rung_epochs": rung["epochs"],
+              "settings": {**run["training"], **run["model"]}}
     try:
         fit = train_run(run, dataset, store, model, params["seed"], out_dir, device=device, progress=False,
-                        cache_mb=cache_mb)
-    except FloatingPointError as e:
-        log.warning("%s/%s trial %d diverged: %s", dataset, model, trial["trial"], e)
-        out.update(status="diverged", valid_rmse=math.inf, best_epoch=None, epochs_run=None)
+                        cache_mb=cache_mb, keep_checkpoint=True)
+    except Diverged as e:
+        log.warning("%s/%s trial %d diverged in rung %d: %s", dataset, model, trial["trial"], rung["rung"], e)
+        torch.save({"fingerprint": None, "diverged": str(e)}, checkpoint)
+        result.update(status="diverged", valid_rmse=math.inf, best_epoch=None, epochs_run=None,
+                      epochs_trained=e.epoch - start_epoch)
     else:
-        model_path = Path(out_dir) / "model.pt"
-        out.update(status="trained", valid_rmse=validation_score(run, store, model_path, device, cache_mb),
-                   best_epoch=fit.best_epoch, epochs_run=fit.epochs_run)
+        model_path = out / "model.pt"
+        result.update(status="trained", valid_rmse=validation_score(run, store, model_path, device, cache_mb),
+                      best_epoch=fit.best_epoch, epochs_run=fit.epochs_run,
+                      epochs_trained=fit.epochs_run - start_epoch)
         model_path.unlink()
-    out["seconds"] = time.perf_counter() - start
-    write_json(out, output)
-    log.info("%s/%s trial %d: %s, validation RMSE %.5f, %.1fs", dataset, model, trial["trial"], out["status"],
-             out["valid_rmse"], out["seconds"])
+    result["seconds"] = seconds + time.perf_counter() - start  # the trial's time over its rungs so far
+    write_json(result, output)
+    log.info("%s/%s trial %d, rung %d (%d epochs): %s, %d epochs trained, validation RMSE %.5f, %.1fs", dataset,
+             model, trial["trial"], rung["rung"], rung["epochs"], result["status"], result["epochs_trained"],
+             result["valid_rmse"], result["seconds"])
+    return result
+
+
+# --- promotion and selection --------------------------------------------------------------------------------
+
+def rank(results: list[dict]) -> list[dict]:
+    """Trials best first by validation score (the lower trial index on a tie), diverged ones left out. Only
+    ``valid_rmse`` is read: whatever else a result holds (a test score, say) cannot change the order."""
+    return sorted((r for r in results if math.isfinite(r["valid_rmse"])), key=lambda r: (r["valid_rmse"], r["trial"]))
+
+
+def _all_diverged(results: list[dict], what: str) -> ValueError:
+    where = sorted({(r["dataset"], r["model"]) for r in results})
+    return ValueError(f"no trial of {where or what} has a finite validation RMSE (all diverged); lower the "
+                      f"learning-rate bounds of config['tuning']['space']")
+
+
+def promote(results: list[dict], count: int) -> list[int]:
+    """The trials of one rung that go on to the next: the ``count`` best by :func:`rank`, never a diverged one
+    (fewer than ``count`` when fewer trained)."""
+    ranked = rank(results)
+    if not ranked:
+        raise _all_diverged(results, "this rung")
+    return sorted(r["trial"] for r in ranked[:count])
+
+
+def promote_job(result_files, next_rung: dict, output: str) -> dict:
+    """The promote rule: ``promoted.yaml``, the trials of a rung that train on in ``next_rung``
+    (an entry of :func:`rung_schedule`), with every trial's score."""
+    results = [json.loads(Path(p).read_text()) for p in result_files]
+    promoted = promote(results, next_rung["trials"])
+    first = results[0]
+    out = {"dataset": first["dataset"], "model": first["model"], "rung": first["rung"],
+           "epochs": first["rung_epochs"], "next_epochs": next_rung["epochs"], "promoted": promoted,
+           "scores": {r["trial"]: r["valid_rmse"] for r in sorted(results, key=lambda r: r["trial"])}}
+    write_yaml(out, output)
+    log.info("%s/%s rung %d: trials %s of %d go on to %d epochs", out["dataset"], out["model"], out["rung"],
+             promoted, len(results), next_rung["epochs"])
     return out
 
 
-# --- selection ----------------------------------------------------------------------------------------------
-
 def select(results: list[dict]) -> dict:
-    """The trial with the lowest validation RMSE (the lower trial index on a tie). Only ``valid_rmse`` is read:
-    whatever else a result holds (a test score, say) cannot change the choice."""
-    scored = [r for r in results if math.isfinite(r["valid_rmse"])]
-    if not scored:
-        where = {(r["dataset"], r["model"]) for r in results}
-        raise ValueError(f"no trial of {sorted(where)} has a finite validation RMSE (all diverged); lower the "
-                         f"learning-rate bounds of config['tuning']['space']")
-    return min(scored, key=lambda r: (r["valid_rmse"], r["trial"]))
+    """The trial with the lowest validation RMSE (:func:`rank`) among the last rung's results."""
+    ranked = rank(results)
+    if not ranked:
+        raise _all_diverged(results, "the last rung")
+    return ranked[0]
 
 
 def select_job(result_files, output: str) -> dict:
-    """The select rule: ``best.yaml`` from the trials' ``result.json``."""
+    """The select rule: ``best.yaml`` from the last rung's ``result.json``."""
     results = [json.loads(Path(p).read_text()) for p in result_files]
     best = select(results)
     selection = {"dataset": best["dataset"], "model": best["model"], "trial": best["trial"],
                  "valid_rmse": best["valid_rmse"], "parameters": best["parameters"], "trials": len(results),
-                 "settings": best["tuned"]}
+                 "rung": best.get("rung", 0), "settings": best["tuned"]}
     write_yaml(selection, output)
-    log.info("%s/%s: trial %d of %d chosen, validation RMSE %.5f: %s", best["dataset"], best["model"],
-             best["trial"], len(results), best["valid_rmse"], best["tuned"])
+    log.info("%s/%s: trial %d of %d in the last rung chosen, validation RMSE %.5f: %s", best["dataset"],
+             best["model"], best["trial"], len(results), best["valid_rmse"], best["tuned"])
     return selection
 
 
@@ -353,21 +460,31 @@ def read_selection(path: str | os.PathLike) -> dict:
 
 def hyperparameters_table(drawn: list[dict], results: list[dict], selections: list[dict]):
     """Every trial and every rejected draw of every tuned (dataset, model): searched settings (blank where a
-    model does not use one), parameters, validation RMSE, time, status; ``chosen`` marks the selection."""
+    model does not use one), parameters, status, validation RMSE, epochs and time at the last rung the trial
+    reached (``rung``), the epochs it trained over all its rungs (``epochs_trained``, its share of the search's
+    trial-epochs); ``chosen`` marks the selection. ``results``: every rung's results."""
     import pandas as pd
 
     chosen = {(s["dataset"], s["model"]): s["trial"] for s in selections}
-    rows = []
+    furthest, spent = {}, {}
     for r in results:
+        key = (r["dataset"], r["model"], r["trial"])
+        spent[key] = spent.get(key, 0) + r["epochs_trained"]
+        if key not in furthest or r["rung"] > furthest[key]["rung"]:
+            furthest[key] = r
+    rows = []
+    for key, r in furthest.items():
         rows.append({"dataset": r["dataset"], "model": r["model"], "trial": r["trial"], "draw": r["draw"],
                      "status": r["status"], "chosen": chosen.get((r["dataset"], r["model"])) == r["trial"],
-                     "parameters": r["parameters"], "valid_rmse": r["valid_rmse"], "seconds": r["seconds"],
-                     "epochs_run": r["epochs_run"], "best_epoch": r["best_epoch"], **r["tuned"]})
+                     "parameters": r["parameters"], "rung": r["rung"], "valid_rmse": r["valid_rmse"],
+                     "seconds": r["seconds"], "epochs_run": r["epochs_run"], "best_epoch": r["best_epoch"],
+                     "epochs_trained": spent[key], **r["tuned"]})
     for d in drawn:
         for r in d["rejected"]:
             rows.append({"dataset": d["dataset"], "model": d["model"], "trial": None, "draw": r["draw"],
-                         "status": r["reason"], "chosen": False, "parameters": r["parameters"],
-                         "valid_rmse": None, "seconds": None, "epochs_run": None, "best_epoch": None, **r["tuned"]})
+                         "status": r["reason"], "chosen": False, "parameters": r["parameters"], "rung": None,
+                         "valid_rmse": None, "seconds": None, "epochs_run": None, "best_epoch": None,
+                         "epochs_trained": 0, **r["tuned"]})
     df = pd.DataFrame(rows)
     settings = {k for row in rows for k in row} - {"dataset", "model", "status", "chosen", "valid_rmse", "seconds"}
     for col in settings:  # integer columns stay integers where a blank (a model without the setting) is present

@@ -1,14 +1,18 @@
-"""The hyper-parameter search (pipeline/tuning.py): deterministic draws, the parameter budget, selection by
-validation only, a trial on a store whose test frames are poisoned, the table and its figure."""
+"""The hyper-parameter search (pipeline/tuning.py): deterministic draws, the parameter budget, the rungs of the
+successive halving and their promotion, a promoted trial resumed exactly, selection by validation only, a trial on a
+store whose test frames are poisoned, the table and its figure."""
 from __future__ import annotations
 
 import copy
+import csv
 import json
+import logging
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from test_train import ROOT, synthetic_velocity, tiny_config
 
@@ -98,11 +102,54 @@ def test_parameter_count_of_escnn_models_equals_a_full_build():
     assert tuning.parameter_count("rgroup", "translation", hp) == count_parameters(build("rgroup", "translation", **hp))
 
 
-def _result(trial, valid, test=None):
+def _result(trial, valid, test=None, rung=0):
     return {"dataset": "rotation", "model": "conv", "trial": trial, "draw": trial - 1 if trial else None,
-            "parameters": 10, "tuned": {"lr": 10.0 ** -trial}, "settings": {}, "status": "trained",
-            "valid_rmse": valid, "best_epoch": 1, "epochs_run": 1, "seconds": 1.0,
+            "parameters": 10, "tuned": {"lr": 10.0 ** -trial}, "settings": {}, "status": "trained", "rung": rung,
+            "rung_epochs": rung + 1, "valid_rmse": valid, "best_epoch": 1, "epochs_run": rung + 1,
+            "epochs_trained": 1, "seconds": 1.0,
             **({} if test is None else {"test_future_rmse": test, "test_domain_rmse": test})}
+
+
+def schedule(trials, epochs, eta=3, rungs=3):
+    rs = tuning.rung_schedule({"trials": trials, "budget": {"epochs": epochs}, "halving": {"eta": eta, "rungs": rungs}})
+    return [(r["epochs"], r["trials"]) for r in rs], tuning.trial_epochs(rs)
+
+
+def test_rung_schedule_rounding_and_small_counts():
+    # the paper's search: 20/9 = 2.2 -> 2 epochs, 20/3 = 6.7 -> 7; ceil(16/3) = 6, ceil(16/9) = 2 trials;
+    # 16*2 + 6*(7-2) + 2*(20-7) = 88 trial-epochs instead of 16*20 = 320
+    assert schedule(16, 20) == ([(2, 16), (7, 6), (20, 2)], 88)
+    assert schedule(16, 20, rungs=1) == ([(20, 16)], 320)  # halving off: the same trials, the full budget
+    # the quick preset: 3/9 -> 1 epoch (at least one), 3/3 -> 1 again: that rung is left out
+    assert schedule(2, 3) == ([(1, 2), (3, 1)], 2 * 1 + 1 * 2)
+    assert schedule(9, 9) == ([(1, 9), (3, 3), (9, 1)], 9 + 3 * 2 + 6)
+    # one trial: nothing to halve; eta 2 halves; a 1-epoch budget is one rung
+    assert schedule(1, 20) == ([(20, 1)], 20)
+    assert schedule(8, 8, eta=2, rungs=4) == ([(1, 8), (2, 4), (4, 2), (8, 1)], 8 + 4 + 2 * 2 + 4)
+    assert schedule(2, 1) == ([(1, 2)], 2)
+    with pytest.raises(ValueError, match=r"config\['tuning'\]\['halving'\]: expected eta >= 2"):
+        schedule(4, 4, eta=1)
+    # config.yaml's search is at most a third of the trial-epochs without halving
+    cfg = paper_config()["tuning"]
+    assert tuning.trial_epochs(tuning.rung_schedule(cfg)) * 3 <= cfg["trials"] * cfg["budget"]["epochs"]
+
+
+def test_promotion_by_validation_only_never_a_diverged_trial(tmp_path):
+    diverged = {**_result(4, math.inf), "status": "diverged"}
+    # trial 1 has the best test score but the worst validation score of the trained ones
+    results = [_result(0, 0.9, 0.9), _result(1, 0.95, 0.01), _result(2, 0.7), _result(3, 0.8), diverged]
+    assert tuning.promote(results, 2) == [2, 3]
+    assert tuning.promote([_result(0, 0.5), _result(1, 0.5), _result(2, 0.6)], 1) == [0]  # a tie: lower trial
+    assert tuning.promote([_result(0, 0.5), diverged], 2) == [0]  # fewer trained than places: fewer go on
+    with pytest.raises(ValueError, match="all diverged"):
+        tuning.promote([diverged], 1)
+    files = []
+    for r in results:
+        files.append(tmp_path / f"r{r['trial']}.json")
+        files[-1].write_text(json.dumps(r))
+    out = tuning.promote_job(files, {"rung": 1, "epochs": 3, "trials": 2}, tmp_path / "promoted.yaml")
+    assert tuning.read_promoted(tmp_path / "promoted.yaml") == [2, 3] == out["promoted"]
+    assert out["next_epochs"] == 3 and out["scores"][4] == math.inf
 
 
 def test_selection_by_validation_only(tmp_path):
@@ -166,7 +213,56 @@ def test_trial_trains_and_scores_without_reading_test_windows(poisoned_store, tm
     assert result["status"] == "trained" and 0 < result["valid_rmse"] < 10  # the fields are of order 1
     assert json.loads((out / "result.json").read_text())["valid_rmse"] == result["valid_rmse"]
     assert result["epochs_run"] == cfg["tuning"]["budget"]["epochs"] and result["tuned"] == trial["tuned"]
-    assert not (out / "model.pt").exists() and (out / "log.csv").exists()
+    assert not (out / "model.pt").exists() and (out / "log.csv").exists() and (out / "checkpoint.pt").exists()
+
+
+def _log_rows(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_promoted_trial_resumes_and_ends_as_an_uninterrupted_training(poisoned_store, tmp_path, caplog):
+    halved = tuned(tiny_config(), "translation", "conv", trials=3, budget={"epochs": 3, "patience": 3},
+                   halving={"eta": 3, "rungs": 2})
+    whole = tuned(halved, "translation", "conv", halving={"eta": 3, "rungs": 1})
+    assert [(r["epochs"], r["trials"]) for r in tuning.rung_schedule(halved["tuning"])] == [(1, 3), (3, 1)]
+    trial = draw(halved, "translation", "conv", (16, 16))["trials"][1]
+    assert draw(whole, "translation", "conv", (16, 16))["trials"][1] == trial  # halving does not change the draws
+
+    def run(cfg, rung, name, previous=None):
+        out = tmp_path / name
+        return tuning.run_trial(tuning.trial_params(cfg, "translation", trial, rung), "translation", poisoned_store,
+                                "conv", str(out), str(out / "result.json"), previous=previous)
+
+    first = run(halved, 0, "rung0")
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        second = run(halved, 1, "rung1", previous=str(tmp_path / "rung0" / "result.json"))
+    assert "resuming from" in caplog.text and "after epoch 1" in caplog.text
+    full = run(whole, 0, "whole")
+    assert (first["epochs_run"], first["epochs_trained"], second["epochs_trained"], full["epochs_trained"]) == (1, 1, 2, 3)
+    assert (second["rung"], second["rung_epochs"], full["rung"]) == (1, 3, 0)
+    for key in ("status", "valid_rmse", "best_epoch", "epochs_run"):
+        assert second[key] == full[key], key
+    # bit for bit: weights, best weights, optimiser moments, learning rate, early-stopping count
+    a = torch.load(tmp_path / "rung1" / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    for name in b["model"]:
+        assert torch.equal(a["model"][name], b["model"][name]), name
+        assert torch.equal(a["loop"]["best_state"][name], b["loop"]["best_state"][name]), name
+    for i, moments in b["optimizer"]["state"].items():
+        assert all(torch.equal(a["optimizer"]["state"][i][k], v) for k, v in moments.items())
+    assert a["scheduler"] == b["scheduler"] and a["loop"]["bad_epochs"] == b["loop"]["bad_epochs"]
+    rung0, rung1, uninterrupted = (_log_rows(tmp_path / d / "log.csv") for d in ("rung0", "rung1", "whole"))
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert drop(rung1) == drop(uninterrupted) and len(rung1) == 3
+    # rung 1 continued rung 0's history (its epoch 1, timing included, is rung 0's), it did not train it again
+    assert rung1[0] == rung0[0]
+    # the rung before is left whole; a checkpoint that trained further than the budget is not resumed
+    assert (tmp_path / "rung0" / "checkpoint.pt").exists()
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "checkpoint.pt").write_bytes((tmp_path / "whole" / "checkpoint.pt").read_bytes())
+    again = run(halved, 0, "again")
+    assert again["epochs_run"] == 1 and again["valid_rmse"] == first["valid_rmse"]
 
 
 def test_diverging_trial_is_recorded_not_fatal(poisoned_store, tmp_path):
@@ -175,17 +271,24 @@ def test_diverging_trial_is_recorded_not_fatal(poisoned_store, tmp_path):
     trial = {**trial, "settings": {**trial["settings"], "lr": 1e30}}
     result = tuning.run_trial(tuning.trial_params(cfg, "translation", trial), "translation", poisoned_store, "conv",
                               str(tmp_path), str(tmp_path / "r.json"))
-    assert result["status"] == "diverged" and result["valid_rmse"] == math.inf
+    assert result["status"] == "diverged" and result["valid_rmse"] == math.inf and result["epochs_trained"] == 1
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["fingerprint"] is None  # nothing to resume
+    with pytest.raises(ValueError, match="trial 1 is diverged"):  # and it cannot be promoted
+        tuning.run_trial(tuning.trial_params(cfg, "translation", trial), "translation", poisoned_store, "conv",
+                         str(tmp_path / "next"), str(tmp_path / "next.json"), previous=str(tmp_path / "r.json"))
 
 
 def test_table_marks_the_choice_and_lists_rejected_draws(tmp_path):
-    results = [_result(0, 0.9), _result(1, 0.7), {**_result(2, math.inf), "status": "diverged"}]
+    # trial 1 went on to rung 1 (one more epoch) and was chosen there
+    results = [_result(0, 0.9), _result(1, 0.8), _result(1, 0.7, rung=1), {**_result(2, math.inf), "status": "diverged"}]
     drawn = [{"dataset": "rotation", "model": "conv",
               "rejected": [{"draw": 5, "reason": "over_budget", "parameters": 2 * 10 ** 7, "tuned": {"lr": 1e-3}}]}]
     selections = [{"dataset": "rotation", "model": "conv", "trial": 1}]
     df = tuning.hyperparameters_table(drawn, results, selections)
     assert df["status"].tolist() == ["trained", "trained", "diverged", "over_budget"]
     assert df["chosen"].tolist() == [False, True, False, False]
+    assert df["rung"].tolist()[:3] == [0, 1, 0] and df["valid_rmse"][1] == 0.7  # each trial at its last rung
+    assert df["epochs_trained"].tolist() == [1, 2, 1, 0]  # its epochs over every rung
     assert {"parameters", "valid_rmse", "seconds", "lr"} <= set(df.columns)
     fig = figures.plot_tuning(df)
     assert len(fig.axes) == 1 and fig.axes[0].get_yscale() == "log"
@@ -214,5 +317,7 @@ def test_dag_time_tuning_code_imports_without_numpy_or_torch():
                               "out_length": 3, "precision": "fp32", "deterministic": True, "hidden": 4}}
         params = tuning.trial_params(cfg, "rotation", trial)
         assert params["run"]["model"] == {"hidden": 4} and params["run"]["windows"]["rollout"] == 20
+        # rung 1 of config.yaml's halving trains to 7 of the budget's 20 epochs
+        assert tuning.trial_params(cfg, "rotation", trial, 1)["run"]["training"]["epochs"] == 7
     """)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -1,5 +1,6 @@
-"""End to end: the hyper-parameter search stage of the real Snakemake rules on the tiny preset, its selection read
-by the final runs, and a changed selection rerunning exactly the runs it changes (a dry run lists them)."""
+"""End to end: the hyper-parameter search stage of the real Snakemake rules on the tiny preset, in two rungs of
+successive halving (the better trial resumed from its checkpoint), its selection read by the final runs, and a
+changed selection rerunning exactly the runs it changes (a dry run lists them)."""
 from __future__ import annotations
 
 import json
@@ -40,8 +41,10 @@ def planned_jobs(tmp_path) -> set[tuple[str, str]]:
 
 
 def test_tiny_search_selects_and_final_runs_follow_the_selection(tmp_path):
+    # two trials of 1 epoch each, the better one resumed to 2 epochs (rung 1)
     override = {"models": {"translation": MODELS, "rotation": [], "scaling": [], "equivariance": []},
-                "tuning": {"models": {"translation": MODELS, "rotation": [], "scaling": []}},
+                "tuning": {"models": {"translation": MODELS, "rotation": [], "scaling": []},
+                           "budget": {"epochs": 2, "patience": 2}, "halving": {"eta": 2, "rungs": 2}},
                 "training": {"override": {"epochs": 1}}}
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(override))
     snakemake(tmp_path, "--quiet", "rules")
@@ -56,8 +59,15 @@ def test_tiny_search_selects_and_final_runs_follow_the_selection(tmp_path):
         best = yaml.safe_load((tune / model / "best.yaml").read_text())
         rows = trained[trained.model == model]
         assert rows.loc[rows.chosen, "trial"].tolist() == [best["trial"]]
-        assert best["valid_rmse"] == rows.valid_rmse.min()
-        assert json.loads((tune / model / f"trial{best['trial']}" / "result.json").read_text())["tuned"] == best["settings"]
+        # rung 0 ranked both trials by validation RMSE after 1 epoch; the better one went on, and won
+        scores = {t: json.loads((tune / model / "rung0" / f"trial{t}" / "result.json").read_text())["valid_rmse"]
+                  for t in (0, 1)}
+        promoted = yaml.safe_load((tune / model / "rung0" / "promoted.yaml").read_text())["promoted"]
+        assert promoted == [min(scores, key=lambda t: (scores[t], t))] == [best["trial"]] and best["rung"] == 1
+        last = json.loads((tune / model / "rung1" / f"trial{best['trial']}" / "result.json").read_text())
+        assert (last["epochs_run"], last["epochs_trained"], last["tuned"]) == (2, 1, best["settings"])
+        assert best["valid_rmse"] == last["valid_rmse"] == rows.loc[rows.chosen, "valid_rmse"].item()
+        assert sorted(rows.epochs_trained) == [1, 2] and not (tune / model / "rung1" / f"trial{1 - best['trial']}").exists()
         # the final run trained with the selection's settings
         saved = torch.load(tmp_path / "results" / "runs" / "translation" / model / "seed0" / "model.pt", weights_only=True)
         used = {**saved["training"], **saved["hyperparameters"]}

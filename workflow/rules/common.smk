@@ -141,7 +141,11 @@ def selected_settings(wildcards):
 
 
 TUNE = "results/tuning/{dataset}/{model}"
+TRIAL = "results/tuning/{dataset}/{model}/rung{rung}/trial{trial}"
 TRIAL_INDICES = list(range(config["tuning"]["trials"]))
+# The rungs of the successive halving (pipeline.tuning.rung_schedule): epochs at each rung's end, trials in it
+RUNGS = tuning.rung_schedule(config["tuning"])
+LAST_RUNG = len(RUNGS) - 1
 TUNING_TABLES = ["results/tables/hyperparameters.csv", "results/figures/tuning.png"] if TUNED else []
 TUNING_OUTPUTS = [f"{TUNE}/best.yaml".format(dataset=d, model=m) for d, m in TUNED] + TUNING_TABLES
 
@@ -152,14 +156,44 @@ def trials_input(wildcards):
 
 
 def trial_params(wildcards):
-    """What a trial reads (pipeline.tuning.trial_params): its entry of trials.yaml, as run params."""
+    """What a trial of a rung reads (pipeline.tuning.trial_params): its entry of trials.yaml, as run params."""
     with open(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0]) as fh:
         trial = yaml.safe_load(fh)["trials"][int(wildcards.trial)]
-    return tuning.trial_params(config, wildcards.dataset, trial, model=wildcards.model)
+    return tuning.trial_params(config, wildcards.dataset, trial, int(wildcards.rung), model=wildcards.model)
+
+
+def rung_trials(dataset, model, rung):
+    """The trials of a rung: every trial in rung 0, then those the rung before promoted (its promoted.yaml, asked
+    of the tune_promote checkpoint: which jobs the next rung has is known once the rung before is scored)."""
+    if rung == 0:
+        return TRIAL_INDICES
+    promoted = checkpoints.tune_promote.get(dataset=dataset, model=model, rung=rung - 1).output[0]
+    return tuning.read_promoted(promoted)
+
+
+def rung_results(dataset, model, rung):
+    """result.json of every trial of a rung."""
+    return [f"{TRIAL}/result.json".format(dataset=dataset, model=model, rung=rung, trial=t)
+            for t in rung_trials(dataset, model, rung)]
+
+
+def previous_rung(wildcards):
+    """A promoted trial's files of the rung before, which it resumes from; none in rung 0."""
+    rung = int(wildcards.rung)
+    if rung == 0:
+        return {}
+    before = TRIAL.format(dataset=wildcards.dataset, model=wildcards.model, rung=rung - 1, trial=wildcards.trial)
+    return {"previous": f"{before}/result.json", "checkpoint": f"{before}/checkpoint.pt"}
+
+
+def table_results(wildcards):
+    """result.json of every rung of every tuned (dataset, model) (the tune_table rule's)."""
+    return [f for d, m in TUNED for rung in range(len(RUNGS)) for f in rung_results(d, m, rung)]
 
 
 wildcard_constraints:
     trial="|".join(map(str, TRIAL_INDICES)),
+    rung="|".join(str(r["rung"]) for r in RUNGS),
 
 
 # --- figures (workflow/rules/figures.smk) --------------------------------------------------------------------

@@ -1,9 +1,11 @@
-# Hyper-parameter search (pipeline/tuning.py, config.yaml: tuning): per tuned (dataset, model), a draw of the
-# trials, one training job per trial (validation split only), and a selection, best.yaml, that the model's final
-# runs read (common.smk: train_params). `snakemake tune_all` runs the search alone.
-# Both the draw and the selection are checkpoints: their files are read when the DAG is built (common.smk:
-# trial_params, train_params), so a trial or a final run reruns when its own settings change and only then (their
-# inputs are ancient(): a rewritten file with the same settings reruns nothing).
+# Hyper-parameter search (pipeline/tuning.py, config.yaml: tuning; docs/search.md): per tuned (dataset, model), a
+# draw of the trials, the trials trained in rungs of successive halving (validation split only), and a selection,
+# best.yaml, that the model's final runs read (common.smk: train_params). `snakemake tune_all` runs the search alone.
+# A trial of rung r is one job (results/tuning/{dataset}/{model}/rung{r}/trial{t}); after each rung but the last a
+# tune_promote checkpoint ranks its trials and names those that go on, which then resume from their checkpoint.pt
+# of rung r (common.smk: rung_trials, previous_rung). The draw and the selection are checkpoints too: their files are
+# read when the DAG is built (common.smk: trial_params, train_params), so a trial or a final run reruns when its own
+# settings change and only then (their inputs are ancient(): a rewritten file with the same settings reruns nothing).
 
 checkpoint tune_draw:
     input:
@@ -29,18 +31,20 @@ checkpoint tune_draw:
 
 rule tune_trial:
     input:
+        unpack(previous_rung),
         store="results/data/{dataset}.zarr",
         trials=trials_input,
     output:
-        f"{TUNE}/trial{{trial}}/result.json",
+        result=f"{TRIAL}/result.json",
+        checkpoint=f"{TRIAL}/checkpoint.pt",
     params:
         run=trial_params,
     wildcard_constraints:
         dataset="|".join(TUNED_FAMILIES),
     log:
-        "results/logs/tune/{dataset}/{model}/trial{trial}.log",
+        "results/logs/tune/{dataset}/{model}/rung{rung}/trial{trial}.log",
     benchmark:
-        "results/benchmarks/tune/{dataset}/{model}/trial{trial}.tsv"
+        "results/benchmarks/tune/{dataset}/{model}/rung{rung}/trial{trial}.tsv"
     threads: RESOURCES["threads"]
     resources:
         mem_mb=grow(RESOURCES["mem_mb"]),
@@ -53,9 +57,31 @@ rule tune_trial:
         "../scripts/tune_trial.py"
 
 
+checkpoint tune_promote:
+    input:
+        lambda wc: rung_results(wc.dataset, wc.model, int(wc.rung)),
+    output:
+        f"{TUNE}/rung{{rung}}/promoted.yaml",
+    params:
+        next_rung=lambda wc: RUNGS[int(wc.rung) + 1],
+    wildcard_constraints:
+        dataset="|".join(TUNED_FAMILIES),
+        rung="|".join(str(r["rung"]) for r in RUNGS[:-1]) or "no_rung",
+    log:
+        "results/logs/tune/{dataset}/{model}/rung{rung}/promote.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/tune_promote.py"
+
+
 checkpoint tune_select:
     input:
-        lambda wc: expand(f"{TUNE}/trial{{trial}}/result.json", **wc, trial=TRIAL_INDICES),
+        lambda wc: rung_results(wc.dataset, wc.model, LAST_RUNG),
     output:
         f"{TUNE}/best.yaml",
     wildcard_constraints:
@@ -75,7 +101,7 @@ checkpoint tune_select:
 rule tune_table:
     input:
         trials=[f"{TUNE}/trials.yaml".format(dataset=d, model=m) for d, m in TUNED],
-        results=[f"{TUNE}/trial{t}/result.json".format(dataset=d, model=m, t=t) for d, m in TUNED for t in TRIAL_INDICES],
+        results=table_results,
         selections=[f"{TUNE}/best.yaml".format(dataset=d, model=m) for d, m in TUNED],
     output:
         csv=report("results/tables/hyperparameters.csv", caption="../report/hyperparameters.rst", category="Tables"),

@@ -15,5 +15,5 @@ from pipeline import tuning  # noqa: E402
 torch.set_num_threads(snakemake.threads)
 wc = snakemake.wildcards
 tuning.run_trial(snakemake.params.run, wc.dataset, snakemake.input.store, wc.model,
-                 out_dir=os.path.dirname(snakemake.output[0]), output=snakemake.output[0], device=device,
-                 cache_mb=snakemake.resources.cache_mb)
+                 out_dir=os.path.dirname(snakemake.output.result), output=snakemake.output.result, device=device,
+                 cache_mb=snakemake.resources.cache_mb, previous=snakemake.input.get("previous"))
