@@ -551,13 +551,15 @@ def section_e(ctx, report: Report, budget: Budget) -> list[str]:
 # --- (f) cost -------------------------------------------------------------------------------------------------------
 
 def split_windows_count(config: dict, dataset: str, split: str, out_length: int | None = None) -> int:
-    """Samples of ``split`` of a built-in dataset, from the config alone (no store)."""
+    """Samples of ``split`` of a built-in dataset, from the config alone (no store); ``selection``: the search's."""
     family = runs.family_of(dataset)
     data = config["data"]
     first, last = frame_range(data[family])
     roles = ["train"] * 4 if family == "equivariance" else sim_roles(family, data)  # a level: 4 rotated sims
     stand_in = datasets.Dataset(dataset, np.empty((len(roles), last - first, 0, 0, 0), np.float32),
                                 {"sims": [{"role": r} for r in roles]})
+    if split == "selection":  # the windows that score a search trial (pipeline.runs.selection_starts)
+        return len(datasets.selection_windows(stand_in, config["windows"][family]))
     if split not in config["windows"][family]:
         return 0
     return len(datasets.split_windows(stand_in, split, config["windows"][family], out_length))
@@ -601,7 +603,7 @@ def run_costs(config: dict, dataset: str, model: str, timing: dict) -> dict:
     epoch = math.ceil(n_train / s.batch) * step_s + n_valid * s.out_length * per_sample_step
     scored = sum(split_windows_count(config, dataset, split) for split in ("valid", "test_future", "test_domain"))
     return {"epoch": epoch, "epochs": s.epochs, "evaluate": scored * rollout * per_sample_step,
-            "score": split_windows_count(config, dataset, "valid") * rollout * per_sample_step}
+            "score": split_windows_count(config, dataset, "selection") * rollout * per_sample_step}
 
 
 def costs(config: dict, timing: dict) -> dict:

@@ -69,9 +69,10 @@ def test_costs_by_hand(check):
                    "budget": {"epochs": 1, "patience": 1}}})
     # step 10 ms a batch of 8 with 2 rolled-out steps; forward 8 ms for those 16 sample-steps: 0.5 ms each
     timing = {("translation", "conv"): {"fp32": (10.0, None), "forward_ms": 8.0, "batch": 8, "out_length": 2}}
-    # tiny translation: 4 sims, 1 held out; windows train [0, 6), valid [6, 9), test_future [9, 12), test_domain
-    # [0, 12); epochs 2, batch 8, out_length 2, rollout 4
-    epoch = math.ceil(3 * 6 / 8) * 0.010 + 3 * 3 * 2 * 0.0005
+    # tiny translation: 4 sims, 1 held out; windows train [0, 5), valid [5, 8) (all three before test-future's first
+    # target, so the search scores them all), test_future [11, 14), test_domain [0, 12); epochs 2, batch 8,
+    # out_length 2, rollout 4
+    epoch = math.ceil(3 * 5 / 8) * 0.010 + 3 * 3 * 2 * 0.0005
     evaluate = (3 * 3 + 3 * 3 + 1 * 12) * 4 * 0.0005
     score = 3 * 3 * 4 * 0.0005
     c = check.costs(cfg, timing)
@@ -84,9 +85,10 @@ def test_costs_by_hand(check):
 
 def test_paper_runs_match_the_documented_dag(check):
     cfg = check.load_config()
-    # what `snakemake -n all` plans for config.yaml: 255 train + 12 train_alpha jobs, 400 tune_trial jobs
-    assert sum(n for *_, n in check.final_runs(cfg)) == 255 + 12
-    assert sum(check.search_trial_epochs(cfg).values()) == 400 * cfg["tuning"]["budget"]["epochs"]
+    # what `snakemake -n all` plans for config.yaml: 315 train + 12 train_alpha jobs, 560 tune_trial jobs of rung 0
+    # (35 tuned models x 16 trials); the halving's rungs train 16 x 2, 6 x (7 - 2), 2 x (20 - 7) = 88 trial-epochs
+    assert sum(n for *_, n in check.final_runs(cfg)) == 315 + 12
+    assert sum(check.search_trial_epochs(cfg).values()) == 35 * (16 * 2 + 6 * 5 + 2 * 13)
 
 
 def test_job_counts_reads_snakemakes_table(check):
