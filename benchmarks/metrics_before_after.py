@@ -43,7 +43,9 @@ def compare(old, pred, target, label: str) -> None:
     print(f"  vrmse        old {so['vrmse']:.6f}  new {sn['vrmse']:.6f}  (old / new {so['vrmse'] / sn['vrmse']:.6f})")
     print(f"  nrmse        old {so['nrmse']:.6f}  new {sn['nrmse']:.6f}  vector_nrmse {sn['vector_nrmse']:.6f}")
     print(f"  correlation  old {so['correlation']:.6f}  new {sn['correlation']:.6f}; "
-          f"time old {so['correlation_time']} new {sn['correlation_time']}")
+          f"time old {so['correlation_time']} new "
+          + ", ".join(f"{k.removeprefix('correlation_time_')}: {v}" for k, v in sn.items()
+                      if k.startswith("correlation_time_")))
     fmt = lambda v: "none" if v is None else f"{v:.4g}"  # noqa: E731
     print("  old spectral_rmse", " / ".join(fmt(so[f"spectral_rmse_{b}"]) for b in new.BANDS),
           "| new frmse", " / ".join(fmt(sn[f"frmse_{b}"]) for b in new.BANDS),
@@ -65,7 +67,7 @@ def main() -> None:
     scale = torch.tensor([1.0, 0.01], dtype=torch.float64)[None, None, :, None, None]
     compare(old, t * scale + 0.25 * noise, t * scale, "the same with the target's vy scaled by 0.01, error 0.25 N(0, 1)")
     curve = torch.tensor([0.99, 0.9, 0.85, 0.79, 0.82, 0.8, 0.7], dtype=torch.float64)
-    print(f"correlation curve {curve.tolist()}: time old {old.correlation_time(curve)} new {new.correlation_time(curve)}")
+    print(f"correlation curve {curve.tolist()}: time old {old.correlation_time(curve)} new {new.correlation_times(curve)}")
     if not args.store:
         return
 

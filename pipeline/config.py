@@ -33,10 +33,27 @@ def _where(path) -> str:
     return "config" + "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
 
 
+# Keys that a newer key replaced: (section, old key) -> what to write instead. Refused with that message (before the
+# schema, whose own message would only call the key unexpected).
+REPLACED = {
+    ("evaluation", "correlation_threshold"):
+        "config['evaluation']['correlation_thresholds'], a list: the correlation time is reported at each threshold "
+        "as PDEArena does (default [0.8, 0.9, 0.95]; write [0.8] for the former single default), "
+        "in metrics.json as {split}_correlation_time_0.8, ...",
+}
+
+
+def _check_replaced(config: dict) -> None:
+    for (section, key), instead in REPLACED.items():
+        if isinstance(config.get(section), dict) and key in config[section]:
+            raise ConfigError(f"config[{section!r}][{key!r}] was replaced by {instead}")
+
+
 def validate(config: dict) -> dict:
     """Raise ``ConfigError`` naming the first wrong key or value; return ``config`` unchanged."""
     import jsonschema
 
+    _check_replaced(config)
     schema = yaml.safe_load(SCHEMA.read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))

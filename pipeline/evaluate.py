@@ -29,10 +29,11 @@ TEST_SPLITS = ("test_future", "test_domain")
 
 @torch.no_grad()
 def split_scores(model: torch.nn.Module, samples: Samples, batch: int, prefix: str, steps: int | None = None,
-                 threshold: float = metrics.CORRELATION_THRESHOLD) -> dict:
+                 thresholds=metrics.CORRELATION_THRESHOLDS) -> dict:
     """Every metric of a split from one rollout of its samples, as ``{prefix}_{name}`` entries: the RMSE (overall
     and per step, as :func:`split_rmse`) and the benchmark metrics of :func:`pipeline.metrics.summarise_rollout`
-    (every name of :data:`pipeline.metrics.PER_STEP_METRICS` per step and over the rollout, the correlation time).
+    (every name of :data:`pipeline.metrics.PER_STEP_METRICS` per step and over the rollout, the correlation time at
+    each of ``thresholds``: ``{prefix}_correlation_time_0.8``, ...).
     Each per-step score is a mean over samples, so the batch-size weighted mean of the batches' scores is the
     split's: the split is scored as one batch whatever ``batch`` is."""
     steps = steps or samples.out_length
@@ -46,7 +47,7 @@ def split_scores(model: torch.nn.Module, samples: Samples, batch: int, prefix: s
         raise ValueError("split_scores: the split has no samples")
     scores = {name: v / n for name, v in total.items()}
     rmse, rmse_per_step = split_rmse(scores["mse"])
-    out = {"rmse": rmse, "rmse_per_step": rmse_per_step, **metrics.summarise_rollout(scores, frame, threshold)}
+    out = {"rmse": rmse, "rmse_per_step": rmse_per_step, **metrics.summarise_rollout(scores, frame, thresholds)}
     return {f"{prefix}_{name}": v for name, v in out.items()}
 
 
@@ -74,13 +75,13 @@ def _split_metrics(model: torch.nn.Module, source: SampleSource, params: dict,
     have) and the validation samples. ``variants`` (``{prefix: module}``): modules whose test splits are scored too,
     their keys prefixed."""
     ds, wcfg, batch = source.dataset, params["windows"], params["eval_batch"]
-    steps, threshold = int(wcfg["rollout"]), params["correlation_threshold"]
+    steps, thresholds = int(wcfg["rollout"]), params["correlation_thresholds"]
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, steps))
-    out = split_scores(model, valid, batch, "valid", threshold=threshold)
+    out = split_scores(model, valid, batch, "valid", thresholds=thresholds)
     tests = {split: source.samples(datasets.split_windows(ds, split, wcfg)) for split in TEST_SPLITS if split in wcfg}
     for prefix, scored in {"": model, **(variants or {})}.items():
         for split, samples in tests.items():
-            out.update(split_scores(scored, samples, batch, prefix + split, threshold=threshold))
+            out.update(split_scores(scored, samples, batch, prefix + split, thresholds=thresholds))
     return out, valid
 
 
@@ -99,8 +100,8 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     Family datasets: RMSE over the ``windows["rollout"]``-step rollout of both test splits, overall and per step.
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
     equivariance levels): the model equivariance error on the validation inputs. Beside each split's RMSE, from the
-    same rollout, the benchmark metrics of :func:`split_scores` (correlation time at the params'
-    ``correlation_threshold``, ``evaluation.correlation_threshold`` of the config). ``gpu`` and ``training_gpu``:
+    same rollout, the benchmark metrics of :func:`split_scores` (a correlation time at each of the params'
+    ``correlation_thresholds``, ``evaluation.correlation_thresholds`` of the config). ``gpu`` and ``training_gpu``:
     where the evaluation and the training ran (``pipeline.gpus.record``: device name, GPU index, slot). A model with
     ``evaluation_variants()`` (``{name: module}``) has each variant's test scores and equivariance error written too,
     as ``{name}_{key}`` (``fields_zeroed_test_future_rmse``: symmetry-breaking inputs zeroed).

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .display import display_name  # noqa: E402
-from .runs import PERSISTENCE  # noqa: E402
+from .runs import CORRELATION_THRESHOLDS, PERSISTENCE  # noqa: E402
 
 COLUMN = 3.4   # inches: one column of the ICML two-column layout
 PAGE = 7.0     # inches: the full text width
@@ -460,12 +460,16 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
 # --- correlation over the rollout ----------------------------------------------------------------------------
 
 @_styled
-def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8, own: dict | None = None):
+def plot_correlation(df: pd.DataFrame, dataset: str, thresholds=CORRELATION_THRESHOLDS, own: dict | None = None):
     """Per-step Pearson correlation of ``dataset``'s test rollouts (the long metrics table), one panel per test
-    split, one line (mean, band +- std over seeds) per model; dotted: the correlation-time threshold. The legend
-    gives each model's correlation time (PDEArena's: the steps strictly above the threshold,
+    split, one line (mean, band +- std over seeds) per model; dotted: each correlation-time threshold. The legend
+    gives each model's correlation time at the first threshold (PDEArena's: the steps strictly above it,
     pipeline.metrics.correlation_time of each seed's curve, mean over seeds)."""
     from .metrics import correlation_time
+    thresholds = [float(t) for t in thresholds]
+    if not thresholds:
+        raise ValueError("plot_correlation: no correlation thresholds (evaluation.correlation_thresholds is empty)")
+    first = thresholds[0]
     _require(df, ["dataset", "model", "seed", "split", "step", "correlation"], "long metrics table")
     df = df[(df["dataset"] == dataset) & df["split"].isin(list(SPLIT_STYLES))]
     _require(df, ["correlation"], f"long metrics table of {dataset}")
@@ -476,16 +480,17 @@ def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = 0.8, own
         for model in model_order(part["model"]):
             m = part[part["model"] == model]
             curve = m.groupby("step")["correlation"].agg(["mean", "std"]).sort_index()
-            times = [correlation_time(g.sort_values("step")["correlation"].to_numpy(), threshold)
+            times = [correlation_time(g.sort_values("step")["correlation"].to_numpy(), first)
                      for _, g in m.groupby("seed", dropna=False)]  # persistence has no seed
             steps, mean, std = curve.index.to_numpy(), curve["mean"].to_numpy(), np.nan_to_num(curve["std"].to_numpy())
             ax.plot(steps, mean, color=model_color(model), marker=model_marker(model), markevery=_every(len(steps)),
                     linestyle=model_linestyle(model), label=f"{model_label(model, dataset, own)} ({np.mean(times):.1f})")
             ax.fill_between(steps, mean - std, mean + std, color=model_color(model), alpha=0.15, linewidth=0)
-        ax.axhline(threshold, color="0.4", linestyle=":", linewidth=1)
+        for t in thresholds:
+            ax.axhline(t, color="0.4", linestyle=":", linewidth=1)
         ax.set_title(f"{dataset.capitalize()}: {split_label(split).lower()}")
         ax.set_xlabel("Rollout step (frames ahead)")
-        ax.legend(title="Model (correlation time)", loc="lower left")
+        ax.legend(title=f"Model (correlation time, > {first:g})", loc="lower left")
     axes[0, 0].set_ylabel("Correlation with the target")
     axes[0, 0].set_ylim(top=1.02)
     return fig
@@ -584,9 +589,9 @@ def heat_figure(output: str, heat: dict, dpi: int = DPI) -> None:
     save(plot_heat(simulate(**heat)), output, dpi=dpi)
 
 
-def correlation_figure(table: str, dataset: str, output: str, threshold: float = 0.8, dpi: int = DPI,
+def correlation_figure(table: str, dataset: str, output: str, thresholds=CORRELATION_THRESHOLDS, dpi: int = DPI,
                        own: dict | None = None) -> None:
-    save(plot_correlation(pd.read_csv(table), dataset, threshold, own), output, dpi=dpi)
+    save(plot_correlation(pd.read_csv(table), dataset, thresholds, own), output, dpi=dpi)
 
 
 def symmetry_breaking_figure(table: str, output: str, dpi: int = DPI) -> None:

@@ -15,6 +15,8 @@ from typing import Callable, Iterable
 
 import torch
 
+from .runs import CORRELATION_THRESHOLDS
+
 
 def rmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Root mean squared error over all elements."""
@@ -69,7 +71,6 @@ WELL_EPS = 1e-7           # The Well's epsilon (VRMSE denominator, binned spectr
 VECTOR_NRMSE_EPS = 1e-12  # guards ||t|| = 0 in our vector-field nRMSE
 PDEBENCH_BANDS = (4, 12)  # PDEBench's fRMSE: shells [0, 4) low, [4, 12) mid, [12, N/2) high (iLow, iHigh)
 BANDS = ("low", "mid", "high")
-CORRELATION_THRESHOLD = 0.8  # PDEArena's first correlation-time threshold (it logs 0.8, 0.9 and 0.95)
 
 
 def _pair(pred, target, who: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -220,11 +221,23 @@ def correlation_per_step(pred, target) -> torch.Tensor:
     return (cov / std.clamp(min=torch.finfo(torch.float32).tiny)).mean(dim=0)
 
 
-def correlation_time(correlation, threshold: float = CORRELATION_THRESHOLD) -> int:
+def correlation_time(correlation, threshold: float) -> int:
     """Correlation time (PDEArena, ``pdearena/models/pderefiner.py``: ``time_till_corr_lower_{threshold}``): the
     number of rollout steps whose mean correlation (a per-step curve such as :func:`correlation_per_step`'s) is
     strictly above ``threshold``, counted over the whole rollout (a step after a dip counts too)."""
     return int((torch.as_tensor(correlation) > threshold).sum())
+
+
+def correlation_time_name(threshold: float) -> str:
+    """The metrics.json name of the correlation time at ``threshold``: ``correlation_time_0.8``, ``..._0.95``
+    (the shortest decimal that reads back as the same float, so distinct thresholds get distinct names)."""
+    return f"correlation_time_{float(threshold)!r}"
+
+
+def correlation_times(correlation, thresholds=CORRELATION_THRESHOLDS) -> dict[str, int]:
+    """PDEArena's correlation time at each of ``thresholds`` (default 0.8, 0.9, 0.95, as PDEArena logs them):
+    ``{correlation_time_name(t): correlation_time(correlation, t)}``."""
+    return {correlation_time_name(t): correlation_time(correlation, t) for t in thresholds}
 
 
 # The per-step metrics of a split (metrics.json ``{split}_{name}`` and ``{split}_{name}_per_step``; the columns of
@@ -247,10 +260,10 @@ def rollout_scores_per_step(pred, target) -> dict[str, torch.Tensor]:
 
 
 def summarise_rollout(scores: dict[str, torch.Tensor], frame_size: tuple[int, int],
-                      threshold: float = CORRELATION_THRESHOLD) -> dict:
+                      thresholds=CORRELATION_THRESHOLDS) -> dict:
     """The metrics.json entries of one split from per-step scores over all its samples
     (:func:`rollout_scores_per_step`): for every name of :data:`PER_STEP_METRICS`, the per-step list and the value of
-    the rollout (the mean over steps); ``correlation_time`` at ``threshold``. An fRMSE band that the frame does not
+    the rollout (the mean over steps); the correlation time at each of ``thresholds`` (:func:`correlation_times`). An fRMSE band that the frame does not
     have is ``None``."""
     h, w = frame_size
     curves = {name: scores[name] for name in PER_STEP_METRICS if name in scores}
@@ -260,5 +273,5 @@ def summarise_rollout(scores: dict[str, torch.Tensor], frame_size: tuple[int, in
         curve = curves[name]
         out[name] = None if curve is None else float(curve.mean())
         out[f"{name}_per_step"] = None if curve is None else [float(v) for v in curve]
-    out["correlation_time"] = correlation_time(scores["correlation"], threshold)
+    out.update(correlation_times(scores["correlation"], thresholds))
     return out

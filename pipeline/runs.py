@@ -21,6 +21,11 @@ from .models import custom
 # and shown beside the models in Table 1, the rollout tables and the rollout and correlation figures.
 PERSISTENCE = "persistence"
 
+# PDEArena's correlation-time thresholds (pdearena/models/pderefiner.py logs ``time_till_corr_lower_{threshold}`` for
+# each): the default of ``evaluation.correlation_thresholds``, the one definition that pipeline.metrics and the
+# figures import (the schema's default repeats it for the reader; tests/test_config.py checks that they agree).
+CORRELATION_THRESHOLDS = (0.8, 0.9, 0.95)
+
 TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length", "precision", "deterministic")
 # The window keys each job reads (windows of the other splits do not change its result).
 TRAIN_WINDOW_KEYS = ("offset", "input_length", "train", "valid")
@@ -140,13 +145,14 @@ def evaluate_params(config: dict, dataset: str) -> dict:
     """Everything an evaluation reads besides the data and the trained model (``pipeline.evaluate.evaluate_run``)."""
     return {"windows": _windows(config, dataset, EVALUATE_WINDOW_KEYS), "device": config["training"]["device"],
             "eval_batch": config["training"]["eval_batch"],
-            "correlation_threshold": correlation_threshold(config)}
+            "correlation_thresholds": correlation_thresholds(config)}
 
 
-def correlation_threshold(config: dict) -> float:
-    """``evaluation.correlation_threshold`` (the schema's default, PDEArena's 0.8, when the section is absent):
-    the correlation time of the evaluation and of the correlation figure."""
-    return config.get("evaluation", {}).get("correlation_threshold", 0.8)
+def correlation_thresholds(config: dict) -> list[float]:
+    """``evaluation.correlation_thresholds`` (:data:`CORRELATION_THRESHOLDS`, PDEArena's 0.8, 0.9 and 0.95, when the
+    key is absent): the evaluation writes a correlation time for each; the correlation figure draws each and gives
+    the first one's time in its legend."""
+    return [float(t) for t in config.get("evaluation", {}).get("correlation_thresholds", CORRELATION_THRESHOLDS)]
 
 
 def models_table_params(config: dict) -> dict:

@@ -34,12 +34,32 @@ def test_shipped_configs_are_valid(name):
     (lambda c: c["data"]["equivariance"].update(error_frames=[5, 58]),
      r"config\['data'\]\['equivariance'\]\['error_frames'\]: \[5, 58\] must be a range \[first, last\] within the stored frames 10..59"),
     (lambda c: c["data"].pop("translation"), r"config\['data'\]: 'translation' is a required property"),
+    (lambda c: c["evaluation"].update(correlation_threshold=0.8),
+     r"config\['evaluation'\]\['correlation_threshold'\] was replaced by config\['evaluation'\]\['correlation_thresholds'\], a list"),
+    (lambda c: c["evaluation"].update(correlation_thresholds=[]),
+     r"config\['evaluation'\]\['correlation_thresholds'\]: \[\] should be non-empty"),
+    (lambda c: c["evaluation"].update(correlation_thresholds=[0.8, 0.8]),
+     r"config\['evaluation'\]\['correlation_thresholds'\]: \[0.8, 0.8\] has non-unique elements"),
+    (lambda c: c["evaluation"].update(correlation_thresholds=[0.9, 1.5]),
+     r"config\['evaluation'\]\['correlation_thresholds'\]\[1\]: 1.5 is greater than the maximum of 1"),
 ])
 def test_errors_name_the_key(edit, message):
     cfg = copy.deepcopy(load("config.yaml"))
     edit(cfg)
     with pytest.raises(pipeline_config.ConfigError, match=message):
         pipeline_config.validate(cfg)
+
+
+def test_correlation_thresholds_have_one_definition():
+    """The schema's default and config.yaml say what pipeline.runs.CORRELATION_THRESHOLDS (PDEArena's) says."""
+    import yaml
+
+    from pipeline import runs
+    schema = yaml.safe_load(open(pipeline_config.SCHEMA))
+    assert tuple(schema["properties"]["evaluation"]["properties"]["correlation_thresholds"]["default"]) \
+        == runs.CORRELATION_THRESHOLDS == (0.8, 0.9, 0.95)
+    assert runs.correlation_thresholds(load("config.yaml")) == [0.8, 0.9, 0.95]
+    assert runs.correlation_thresholds({}) == [0.8, 0.9, 0.95]  # no evaluation section: the default
 
 
 @pytest.mark.parametrize("name", ["quick", "tiny"])

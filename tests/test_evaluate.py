@@ -20,7 +20,7 @@ def test_split_scores_do_not_depend_on_the_batch_and_match_the_rmse(tmp_path):
     samples = Samples(frames_tensor(ds, "cpu"), windows)
     by3 = evaluate.split_scores(AddOne(), samples, 3, "test_domain")
     whole = evaluate.split_scores(AddOne(), samples, len(samples), "test_domain")
-    assert by3.keys() == whole.keys() and "test_domain_correlation_time" in by3
+    assert by3.keys() == whole.keys() and "test_domain_correlation_time_0.95" in by3
     for k, v in whole.items():
         assert by3[k] == (None if v is None else pytest.approx(v, rel=1e-5)), k
     rmse, per_step = split_rmse(rollout_mse_per_step(AddOne(), samples, batch=3))
@@ -62,11 +62,28 @@ def test_metrics_of_a_rotation_run(tmp_path):
                 assert m[f"{split}_{name}"] is None and m[f"{split}_{name}_per_step"] is None
                 continue
             assert math.isfinite(m[f"{split}_{name}"]) and len(m[f"{split}_{name}_per_step"]) == steps, name
-        assert 0 <= m[f"{split}_correlation_time"] <= steps
+        # PDEArena's correlation time at 0.8, 0.9 and 0.95 (config.yaml's): the steps strictly above, by a naive loop
+        times = {k: v for k, v in m.items() if k.startswith(f"{split}_correlation_time")}
+        assert times == {f"{split}_correlation_time_{t}": sum(1 for v in m[f"{split}_correlation_per_step"] if v > t)
+                         for t in (0.8, 0.9, 0.95)}
         assert -1 <= m[f"{split}_correlation"] <= 1 and m[f"{split}_vrmse"] > 0
         bins = sum(m[f"{split}_binned_spectral_mse_{b}"] for b in metrics.BANDS)
         assert bins == pytest.approx(m[f"{split}_rmse"] ** 2, rel=1e-4)  # The Well's bins partition the MSE
     assert {"training_precision", "evaluation_numerics"} <= set(m)
+
+
+def test_the_configured_correlation_thresholds_name_the_correlation_times(tmp_path):
+    cfg, m = _trained(tmp_path, "rotation")
+    params = runs.evaluate_params({**cfg, "evaluation": {"correlation_thresholds": [-0.5, 0.99]}}, "rotation")
+    again = evaluate.evaluate_run(params, "rotation", str(tmp_path / "rotation.zarr"), str(tmp_path / "run" / "model.pt"),
+                                  str(tmp_path / "again.json"))
+    steps = cfg["windows"]["rotation"]["rollout"]
+    for split in ("valid", "test_future", "test_domain"):
+        assert {k: v for k, v in again.items() if k.startswith(f"{split}_correlation_time")} == {
+            f"{split}_correlation_time_-0.5": sum(1 for v in m[f"{split}_correlation_per_step"] if v > -0.5),
+            f"{split}_correlation_time_0.99": sum(1 for v in m[f"{split}_correlation_per_step"] if v > 0.99)}
+        assert again[f"{split}_correlation_per_step"] == m[f"{split}_correlation_per_step"]  # only the times change
+        assert 0 <= again[f"{split}_correlation_time_-0.5"] <= steps
 
 
 def test_metrics_of_a_translation_run_have_no_equivariance_error(tmp_path):

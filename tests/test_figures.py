@@ -244,12 +244,21 @@ def _long_table(models=("conv", "rsteer"), steps=6, seeds=(0, 1)):
 def test_correlation_figure(tmp_path):
     table = tmp_path / "metrics_long.csv"
     _long_table().to_csv(table, index=False)
-    fig = figures.plot_correlation(pd.read_csv(table), "rotation", threshold=0.8)
+    fig = figures.plot_correlation(pd.read_csv(table), "rotation")  # PDEArena's thresholds 0.8, 0.9, 0.95
     assert [a.get_title() for a in fig.axes] == ["Rotation: test-future", "Rotation: test-domain"]
     ax = fig.axes[0]
-    assert len(ax.get_lines()) == 3  # two models and the threshold
-    # conv drops 0.045 a step: 0.82 at step 4, 0.775 at 5 -> correlation time 4; rsteer 0.09 a step -> 2
+    assert len(ax.get_lines()) == 5  # two models and the three thresholds, dotted
+    assert [(ln.get_ydata()[0], ln.get_linestyle()) for ln in ax.get_lines()[2:]] == [(0.8, ":"), (0.9, ":"), (0.95, ":")]
+    # the legend gives the first threshold's time: conv drops 0.045 a step: 0.82 at step 4, 0.775 at 5 -> 4;
+    # rsteer 0.09 a step: 0.82 at step 2, 0.73 at 3 -> 2
+    assert ax.get_legend().get_title().get_text() == "Model (correlation time, > 0.8)"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Conv (4.0)", "RSteer (2.0)"]
+    # first threshold 0.9: conv 0.955, 0.91 above, 0.865 not -> 2; rsteer 0.91 above, 0.82 not -> 1
+    ax = figures.plot_correlation(pd.read_csv(table), "rotation", thresholds=[0.9]).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Conv (2.0)", "RSteer (1.0)"]
+    assert len(ax.get_lines()) == 3 and ax.get_legend().get_title().get_text() == "Model (correlation time, > 0.9)"
+    with pytest.raises(ValueError, match="no correlation thresholds"):
+        figures.plot_correlation(pd.read_csv(table), "rotation", thresholds=[])
     out = tmp_path / "correlation_rotation.png"
     figures.correlation_figure(str(table), "rotation", str(out), dpi=DPI)
     _png(out, figures.PAGE, 2.5)
@@ -310,7 +319,7 @@ def test_persistence_is_a_dotted_black_line_of_the_rollout_and_correlation_figur
                         correlation=1.0 - 0.15 * k) for sp in ("valid", "test_future", "test_domain") for k in range(1, 7)]
     table = tmp_path / "metrics_long.csv"
     pd.concat([_long_table(), pd.DataFrame(persistence)]).to_csv(table, index=False)
-    fig = figures.plot_correlation(pd.read_csv(table), "rotation", threshold=0.8)
+    fig = figures.plot_correlation(pd.read_csv(table), "rotation", thresholds=[0.8])
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert texts[0] == "Persistence (1.0)" and len(texts) == 3
     assert fig.axes[0].get_lines()[0].get_linestyle() == ":"

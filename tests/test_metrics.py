@@ -229,11 +229,29 @@ def test_correlation_of_known_pairs_and_by_a_naive_loop():
 
 
 def test_correlation_time_counts_every_step_strictly_above():
-    assert metrics.correlation_time([0.99, 0.9, 0.81, 0.79, 0.95]) == 4   # the step after the dip counts
-    assert metrics.correlation_time([0.8, 0.9]) == 1                      # strictly above: 0.8 does not count
-    assert metrics.correlation_time([0.7, 0.9]) == 1
+    assert metrics.correlation_time([0.99, 0.9, 0.81, 0.79, 0.95], 0.8) == 4   # the step after the dip counts
+    assert metrics.correlation_time([0.8, 0.9], 0.8) == 1                      # strictly above: 0.8 does not count
+    assert metrics.correlation_time([0.7, 0.9], 0.8) == 1
     assert metrics.correlation_time(torch.tensor([0.9, 0.6]), threshold=0.5) == 2
     assert metrics.correlation_time([0.99, 0.96, 0.95], threshold=0.95) == 2
+
+
+def test_correlation_times_at_pdearenas_three_thresholds_by_hand():
+    # steps:   1     2     3     4     5     6     7     8
+    curve = [0.99, 0.96, 0.95, 0.90, 0.85, 0.80, 0.93, 0.70]
+    # > 0.8: every step but 6 (= 0.8) and 8 -> 6; > 0.9: 1, 2, 3, 7 (4 is = 0.9) -> 4; > 0.95: 1, 2 (3 is = 0.95) -> 2
+    assert metrics.correlation_times(curve) == {"correlation_time_0.8": 6, "correlation_time_0.9": 4,
+                                                "correlation_time_0.95": 2}
+    assert metrics.CORRELATION_THRESHOLDS == (0.8, 0.9, 0.95)               # PDEArena's, the default
+    assert metrics.correlation_times(torch.tensor(curve, dtype=torch.float64), [0.95, 0.5]) \
+        == {"correlation_time_0.95": 2, "correlation_time_0.5": 8}
+    # a float32 curve (the evaluation's) is compared in float32, as PDEArena's torch comparison does: the steps at
+    # float32(0.8), float32(0.9), float32(0.95) are not above their thresholds either (in float64 they would be)
+    assert metrics.correlation_times(torch.tensor(curve, dtype=torch.float32)) == {
+        "correlation_time_0.8": 6, "correlation_time_0.9": 4, "correlation_time_0.95": 2}
+    assert [metrics.correlation_time_name(t) for t in (0.8, 0.9, 0.95, 1, -0.25)] == [
+        "correlation_time_0.8", "correlation_time_0.9", "correlation_time_0.95", "correlation_time_1.0",
+        "correlation_time_-0.25"]
 
 
 # --- the split's summary -----------------------------------------------------------------------------------------
@@ -241,7 +259,9 @@ def test_correlation_time_counts_every_step_strictly_above():
 def test_summary_of_rollout_scores():
     p, t = _pair(size=32)
     s = metrics.summarise_rollout(metrics.rollout_scores_per_step(p, t), (H, W))
-    assert set(metrics.PER_STEP_METRICS) <= set(s) and "correlation_time" in s
+    assert set(metrics.PER_STEP_METRICS) <= set(s) and "correlation_time" not in s
+    assert {k: s[k] for k in s if k.startswith("correlation_time")} \
+        == {f"correlation_time_{t}": sum(1 for v in s["correlation_per_step"] if v > t) for t in (0.8, 0.9, 0.95)}
     assert s["vrmse"] == pytest.approx(float(metrics.vrmse_per_step(p, t).mean()))
     assert s["nrmse_per_step"] == pytest.approx(metrics.nrmse_per_step(p, t).tolist())
     naive = _frmse_naive(p, t)

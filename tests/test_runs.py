@@ -88,6 +88,6 @@ def test_jobs_get_only_the_window_keys_they_read():
     evaluate = runs.evaluate_params(cfg, "equivariance_3")
     assert set(evaluate["windows"]) == {"offset", "input_length", "rollout", "valid"}  # no test splits here
     assert set(runs.evaluate_params(cfg, "rotation")["windows"]) == set(runs.EVALUATE_WINDOW_KEYS)
-    assert evaluate["correlation_threshold"] == cfg["evaluation"]["correlation_threshold"]
-    cfg["evaluation"]["correlation_threshold"] = 0.5
-    assert runs.evaluate_params(cfg, "rotation")["correlation_threshold"] == 0.5
+    assert evaluate["correlation_thresholds"] == cfg["evaluation"]["correlation_thresholds"] == [0.8, 0.9, 0.95]
+    cfg["evaluation"]["correlation_thresholds"] = [0.5]
+    assert runs.evaluate_params(cfg, "rotation")["correlation_thresholds"] == [0.5]

@@ -66,7 +66,7 @@ rule figure_correlation:
     wildcard_constraints:
         dataset="|".join(FAMILY_DATASETS),
     params:
-        threshold=runs.correlation_threshold(config),
+        thresholds=runs.correlation_thresholds(config),
         dpi=FIGURES_CFG["dpi"],
         own=OWN_NAMES,
     log:

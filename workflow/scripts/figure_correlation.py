@@ -5,5 +5,5 @@ from pipeline import figures, jobs  # noqa: E402
 
 jobs.setup_logging(snakemake.log[0])
 figures.correlation_figure(snakemake.input[0], snakemake.wildcards.dataset, snakemake.output[0],
-                           threshold=snakemake.params.threshold, dpi=snakemake.params.dpi,
+                           thresholds=snakemake.params.thresholds, dpi=snakemake.params.dpi,
                            own=dict(snakemake.params.own))
