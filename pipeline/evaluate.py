@@ -53,10 +53,10 @@ def mean_rotation_equivariance_error(model: torch.nn.Module, samples: Samples, b
 
 
 def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, output: str, device=None,
-                 cache_mb: float | None = None) -> dict:
+                 cache_mb: float | None = None, scratch: str | None = None) -> dict:
     """Write ``metrics.json`` of one trained run; returns its contents. ``params``: the rule's
     (``pipeline.runs.evaluate_params``); ``device`` overrides its device; ``cache_mb``: the memory for the velocity
-    read (``pipeline.loader``; ``None``: the whole store in memory).
+    read (``pipeline.loader``; ``None``: the whole store in memory); ``scratch``: as for training (``train_run``).
 
     Family datasets: RMSE over the ``windows["rollout"]``-step rollout of both test splits, overall and per step.
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
@@ -68,7 +68,7 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     device = resolve_device(device or params["device"])
     wcfg, batch = params["windows"], params["eval_batch"]
     model, saved = load_model(model_path, device)
-    source = SampleSource(store, device, cache_mb)  # in memory when the store fits the cache
+    source = SampleSource(store, device, cache_mb, scratch)  # in memory when the store fits the cache
     ds = source.dataset
     family = ds.attrs["family"]
     steps = int(wcfg["rollout"])
