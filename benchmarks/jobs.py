@@ -10,7 +10,7 @@ under ``benchmarks/`` (``--depth 2``: the first two), so ``evaluate`` includes t
 first 30 s and then every 30 s, so a job longer than 30 s may lose up to 30 s of CPU time from its total (on a
 loaded machine more jobs run that long); wall seconds count the time a job waited for a core. A file whose
 statistics Snakemake could not collect (``NA``, a job faster than its first sample) counts as a job with no CPU
-time. ``--before`` prints the ratio after/before of each column.
+time. ``--before`` prints the ratio after/before of each column; ``--matched`` keeps only the jobs both runs have.
 """
 from __future__ import annotations
 
@@ -52,13 +52,21 @@ def rule_of(path: Path, root: Path, depth: int = 1) -> str:
     return "/".join(parts[:depth])
 
 
-def table(root: str | os.PathLike, depth: int = 1) -> dict[str, dict]:
-    """``{rule: {jobs, cpu_s, wall_s, max_rss_mb}}`` of the benchmark files under ``root``, and ``total``."""
+def job_files(root: str | os.PathLike) -> list[str]:
+    """The benchmark files under ``root``, relative to it."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no benchmark folder here (a run's results/benchmarks)")
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.tsv"))
+
+
+def table(root: str | os.PathLike, depth: int = 1, only: set[str] | None = None) -> dict[str, dict]:
+    """``{rule: {jobs, cpu_s, wall_s, max_rss_mb}}`` of the benchmark files under ``root`` (``only``: of these,
+    relative to ``root``), and ``total``."""
     rules: dict[str, dict] = {}
-    for path in sorted(root.rglob("*.tsv")):
+    names = job_files(root)
+    root = Path(root)
+    for path in (root / n for n in names if only is None or n in only):
         job = read_job(path)
         row = rules.setdefault(rule_of(path, root, depth), dict.fromkeys(COLUMNS, 0.0))
         row["jobs"] += 1
@@ -109,10 +117,15 @@ def main(argv=None) -> None:
     ap.add_argument("benchmarks", nargs="?", default="results/benchmarks", help="a run's benchmark folder")
     ap.add_argument("--before", help="another run's benchmark folder, shown beside it")
     ap.add_argument("--depth", type=int, default=1, help="folders under benchmarks/ that name a rule")
+    ap.add_argument("--matched", action="store_true",
+                    help="with --before: only the jobs present in both runs (one of them unfinished, say)")
     args = ap.parse_args(argv)
     try:
-        after = table(args.benchmarks, args.depth)
-        before = table(args.before, args.depth) if args.before else None
+        only = None
+        if args.before and args.matched:
+            only = set(job_files(args.benchmarks)) & set(job_files(args.before))
+        after = table(args.benchmarks, args.depth, only)
+        before = table(args.before, args.depth, only) if args.before else None
     except (OSError, ValueError) as e:
         sys.exit(f"benchmarks/jobs.py: {e}")
     print(markdown(after, before))

@@ -148,11 +148,13 @@ class ScratchCopy:
                           f"to read through the chunk cache")
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f"{self.path.name}.", suffix=".partial")
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with os.fdopen(fd, "wb", buffering=0) as fh:  # each write goes to the file (chunks are large)
                 np.lib.format.write_array_header_2_0(fh, {"descr": "<f4", "fortran_order": False,
                                                           "shape": self.shape})
-                for sim in range(self.shape[0]):  # one sim at a time: storage order, memory of one sim
-                    fh.write(np.ascontiguousarray(array[sim], dtype="<f4").tobytes())
+                step = int(array.chunks[1])
+                for sim in range(self.shape[0]):  # chunk by chunk in storage order: the memory of one chunk
+                    for lo in range(0, self.shape[1], step):
+                        fh.write(memoryview(np.ascontiguousarray(array[sim, lo:lo + step], dtype="<f4")).cast("B"))
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
