@@ -1,6 +1,6 @@
 """Where a training and an evaluation job spend their time: each runs as the workflow runs it (a fresh Python
 process, the run's params from the config, ``pipeline.train.train_run`` / ``pipeline.evaluate.evaluate_run``)
-under cProfile, and the profile is cut into the parts named below (seconds of the job's wall time, cumulative, so
+under cProfile, and the profile is cut into the parts named below (CPU seconds of the job, cumulative, so
 that a part inside another is not counted twice: ``import torch`` is the interpreter's import of torch, the other
 imports happen inside the parts that first need them and are listed on their own).
 
@@ -50,7 +50,7 @@ PARTS = {
 JOB = r"""
 import cProfile, sys, time
 start = time.perf_counter()
-profile = cProfile.Profile()
+profile = cProfile.Profile(time.process_time)  # CPU seconds: a loaded machine stretches wall time
 profile.enable()
 import torch
 torch.set_num_threads(1)
@@ -68,7 +68,7 @@ else:
                           {out!r} + "/metrics.json")
 profile.disable()
 profile.dump_stats({stats!r})
-print("TOTAL", time.perf_counter() - start, time.process_time())
+print("TOTAL", time.process_time(), time.perf_counter() - start)
 """
 
 
@@ -111,7 +111,7 @@ def main() -> None:
         config = os.path.join(tmp, "config.yaml")
         with open(config, "w") as fh:
             yaml.safe_dump(merged_config(args.configfile), fh)
-        print(f"| job | part | s | share |\n|---|---|---|---|")
+        print(f"| job | part | CPU s | share |\n|---|---|---|---|")
         for job in ("train", "evaluate"):
             stats = f"{args.profile}.{job}" if args.profile else os.path.join(tmp, f"{job}.prof")
             code = JOB.format(root=ROOT, config=config, job=job, dataset=dataset, model=args.model,
@@ -119,12 +119,12 @@ def main() -> None:
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp)
             if done.returncode:
                 sys.exit(f"{job} failed:\n{done.stderr}")
-            wall, cpu = map(float, done.stdout.split("TOTAL")[-1].split())
+            cpu, wall = map(float, done.stdout.split("TOTAL")[-1].split())
             for label, suffix, name in PARTS[job]:
                 t = cumulative(stats, suffix, name)
                 if t is not None:
-                    print(f"| {job} {dataset}/{args.model} | {label} | {t:.2f} | {t / wall:.0%} |")
-            print(f"| {job} {dataset}/{args.model} | **whole job** (CPU {cpu:.2f} s) | {wall:.2f} | 100% |")
+                    print(f"| {job} {dataset}/{args.model} | {label} | {t:.2f} | {t / cpu:.0%} |")
+            print(f"| {job} {dataset}/{args.model} | **whole job** (wall {wall:.1f} s) | {cpu:.2f} | 100% |")
 
 
 if __name__ == "__main__":

@@ -190,6 +190,8 @@ def main() -> None:
                                                 "decompressing it" if r["built"] else "reusing it")
                 else:
                     label = way
+                if args.rounds > 1:  # each run as it comes, then each way's best
+                    print(f"<!-- round: {label} {json.dumps(r)} -->", flush=True)
                 if label in best:  # the best rates and least CPU of the rounds; the largest memory
                     b = best[label]
                     for key in ("train_samples_per_s", "eval_samples_per_s"):
@@ -198,7 +200,11 @@ def main() -> None:
                     b["peak_rss_mb"] = max(b["peak_rss_mb"], r["peak_rss_mb"])
                 else:
                     best[label] = r
-        for label, r in best.items():
+                if args.rounds == 1:  # as it comes
+                    print(f"| {os.path.basename(store)} | {shape} | {label} | {r['open_s']} | "
+                          f"{r['train_samples_per_s']} | {r['train_cpu_ms_per_sample']} | {r['eval_samples_per_s']} | "
+                          f"{r['peak_rss_mb']} |", flush=True)
+        for label, r in best.items() if args.rounds > 1 else ():
             print(f"| {os.path.basename(store)} | {shape} | {label} | {r['open_s']} | {r['train_samples_per_s']} | "
                   f"{r['train_cpu_ms_per_sample']} | {r['eval_samples_per_s']} | {r['peak_rss_mb']} |", flush=True)
     shutil.rmtree(args.scratch, ignore_errors=True)
