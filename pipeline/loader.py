@@ -27,8 +27,9 @@ copy is written under a temporary name and renamed into place while the writer h
 ``.lock`` file beside it), so concurrent jobs reading the same store decompress it once and share it; a job killed
 while writing leaves only a temporary file, which is never read and is deleted by the next writer. The free space
 is checked before writing, and a full disk stops the job with an error naming the folder. Copies stay for later
-jobs (and runs) reading the same store; writing a copy deletes the older copies of the same store name. Delete the
-folder at any time no job is running (on a cluster, node-local scratch usually goes with the allocation).
+jobs (and runs) reading the same store; writing a copy deletes the older copies of the same store name that no job
+is opening (a job opens its copy under that copy's lock). Delete the folder at any time no job is running (on a
+cluster, node-local scratch usually goes with the allocation).
 """
 from __future__ import annotations
 
@@ -114,9 +115,9 @@ class ScratchCopy:
                     self.offset = self._whole_copy()
                     if self.offset is None:
                         raise OSError(f"{self.path}: the scratch copy just written does not read back whole")
+                self._fd = os.open(self.path, os.O_RDONLY)  # under the lock: a writer deletes only unlocked copies
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-        self._fd = os.open(self.path, os.O_RDONLY)
 
     def _whole_copy(self) -> int | None:
         """The data offset of the copy when it is whole and has the store's shape, else None."""
@@ -137,9 +138,19 @@ class ScratchCopy:
     def _write(self, store: str, array, reserve_bytes: int) -> None:
         nbytes = int(np.prod(self.shape)) * 4
         stem = self.path.name[:self.path.name.rindex("-")]
-        for old in self.folder.glob(f"{stem}-*"):  # older copies of this store and leftovers of killed writers
-            if old.suffix in (".npy", ".partial") and old.name != self.path.name:
+        for old in self.folder.glob(f"{stem}-*"):  # older copies of this store name, leftovers of killed writers
+            if old.suffix not in (".npy", ".partial") or old.name == self.path.name or ".npy" not in old.name:
+                continue
+            copy = old.name[:old.name.index(".npy") + 4]
+            if copy == self.path.name:  # a killed writer's leftover of this copy (its lock is ours now)
                 old.unlink(missing_ok=True)
+                continue
+            with open(self.folder / f"{copy}.lock", "a+") as other:  # another copy: only when no job holds it
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                old.unlink(missing_ok=True)  # a job reading it keeps its open file
         free = shutil.disk_usage(self.folder).free
         if free < nbytes + reserve_bytes:
             raise OSError(errno.ENOSPC, f"training.scratch: {self.folder} has {free / MB:.0f} MB free; the "

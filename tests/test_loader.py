@@ -189,3 +189,23 @@ def test_a_full_scratch_disk_stops_the_job_with_a_clear_error(tmp_path):
     assert full.returncode == 1
     assert "training.scratch: " in full.stderr and "ran out of space while decompressing" in full.stderr
     assert _copies(scratch) == [], "the partial copy is removed"
+
+
+def test_an_old_copy_a_job_is_opening_is_not_deleted(tmp_path):
+    """A writer deletes another copy of the same store name only when no job holds that copy's lock (a job opens
+    its copy under the lock), so two stores of one name (two workflow folders, one scratch disk) never pull a copy
+    from under a job that is opening it."""
+    import fcntl
+
+    path, velocity = store(tmp_path)
+    scratch = tmp_path / "scratch"
+    first = SampleSource(path, "cpu", cache_mb=CHUNK_MB, scratch=str(scratch)).scratch.path
+    attrs = {"dataset": "d", "sims": datasets.open_store(path).attrs["sims"]}
+    with open(first.with_name(first.name + ".lock"), "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a job between checking the first copy and opening it
+        datasets.write_store(path, velocity + 1, attrs, chunk_frames=5)
+        second = SampleSource(path, "cpu", cache_mb=CHUNK_MB, scratch=str(scratch)).scratch.path
+        assert _copies(scratch) == sorted([first.name, second.name]), "the held copy stays"
+    datasets.write_store(path, velocity + 2, attrs, chunk_frames=5)
+    third = SampleSource(path, "cpu", cache_mb=CHUNK_MB, scratch=str(scratch)).scratch.path
+    assert _copies(scratch) == [third.name], "unheld, both older copies go"
