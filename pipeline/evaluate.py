@@ -92,10 +92,10 @@ def _check_finite(out: dict, name: str) -> None:
 
 
 def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, output: str, device=None,
-                 cache_mb: float | None = None) -> dict:
+                 cache_mb: float | None = None, scratch: str | None = None) -> dict:
     """Write ``metrics.json`` of one trained run; returns its contents. ``params``: the rule's
     (``pipeline.runs.evaluate_params``); ``device`` overrides its device; ``cache_mb``: the memory for the velocity
-    read (``pipeline.loader``; ``None``: the whole store in memory).
+    read (``pipeline.loader``; ``None``: the whole store in memory); ``scratch``: as for training (``train_run``).
 
     Family datasets: RMSE over the ``windows["rollout"]``-step rollout of both test splits, overall and per step.
     Every dataset: validation RMSE over the same number of steps. Rotation-symmetric datasets (rotation and the
@@ -110,7 +110,7 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     device = resolve_device(device or params["device"])
     batch = params["eval_batch"]
     model, saved = load_model(model_path, device)
-    source = SampleSource(store, device, cache_mb)  # in memory when the store fits the cache
+    source = SampleSource(store, device, cache_mb, scratch)  # in memory when the store fits the cache
     ds = source.dataset
     family = ds.attrs["family"]
     steps = int(params["windows"]["rollout"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 import torch
 
@@ -52,10 +53,21 @@ def configure(precision: str = "fp32", deterministic: bool = True) -> dict:
     torch.set_float32_matmul_precision("high" if tf32 else "highest")  # "high": TF32 matmuls; "highest": IEEE
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = bool(deterministic)
-    torch.use_deterministic_algorithms(bool(deterministic), warn_only=True)
+    _use_deterministic_algorithms(bool(deterministic))
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
     return state()
+
+
+def _use_deterministic_algorithms(flag: bool) -> None:
+    """``torch.use_deterministic_algorithms(flag, warn_only=True)`` without its cost in a job that never compiles:
+    the public call imports ``torch._inductor`` (and with it dynamo, ~2 s of every job's start) only to keep
+    inductor's copy of the flag in step. The flag the kernels read is the one set here; when inductor is already
+    loaded (``torch.compile`` in use) the public call keeps both in step."""
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(flag, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(flag, warn_only=True)
 
 
 def state() -> dict:

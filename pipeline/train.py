@@ -221,21 +221,23 @@ def write_log(history: list[dict], path: str | os.PathLike, columns=LOG_COLUMNS)
 
 def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
               alpha: float | None = None, device=None, progress: bool = True, cache_mb: float | None = None,
-              max_seconds: float | None = None, keep_checkpoint: bool = False) -> FitResult:
+              max_seconds: float | None = None, keep_checkpoint: bool = False, scratch: str | None = None) -> FitResult:
     """Train one run and write ``model.pt`` (best weights + what rebuilds the model) and ``log.csv``.
 
     ``params``: the run's settings, ``pipeline.runs.train_params`` (the rule's params). ``alpha``: the value of
     an alpha sweep, which names the run (``params`` holds it already). ``device`` overrides the params' device.
-    ``cache_mb``: the memory for the velocity read (``pipeline.loader``; ``None``: the whole store in memory).
-    ``max_seconds``: as for :func:`fit`. ``out_dir/checkpoint.pt`` is kept while the run is unfinished (a restarted
-    job resumes from it), and after it with ``keep_checkpoint`` (a search trial's rung, which the next rung
-    continues). ``model.pt`` records where it trained (``pipeline.gpus.record``).
+    ``cache_mb``: the memory for the velocity read (``pipeline.loader``; ``None``: the whole store in memory);
+    ``scratch``: a folder on local disk where a store larger than ``cache_mb`` is decompressed once and read from
+    (``training.scratch``; ``None``: read through the chunk cache). ``max_seconds``: as for :func:`fit`.
+    ``out_dir/checkpoint.pt`` is kept while the run is unfinished (a restarted job resumes from it), and after it
+    with ``keep_checkpoint`` (a search trial's rung, which the next rung continues). ``model.pt`` records where it
+    trained (``pipeline.gpus.record``).
     """
     run = f"{dataset_name}/{model_name}/seed{seed}" + ("" if alpha is None else f"/alpha{alpha:g}")
     device = resolve_device(device or params["device"])
     train_cfg, hp, wcfg = Settings(**params["training"]), dict(params["model"]), params["windows"]
     numerics.configure(train_cfg.precision, train_cfg.deterministic)
-    source = SampleSource(store, device, cache_mb)  # in memory when the store fits the cache
+    source = SampleSource(store, device, cache_mb, scratch)  # in memory when the store fits the cache
     ds = source.dataset
     if ds.attrs.get("dataset") != dataset_name:
         raise ValueError(f"{run}: {store} holds dataset {ds.attrs.get('dataset')!r}, not {dataset_name!r}")
@@ -252,7 +254,7 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
         log.warning("%s: %d trainable parameters, over the paper's budget of %d", run, count_parameters(model),
                     PARAMETER_BUDGET)
     log.info("%s on %s: %s, hyper-parameters %s, %d train / %d valid samples, read %s", run, device, train_cfg, hp,
-             len(train), len(valid), "in memory" if source.in_memory else "through the chunk cache")
+             len(train), len(valid), source.way)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "checkpoint.pt"

@@ -107,3 +107,21 @@ def test_precision_changes_training_and_is_recorded(tmp_path):
                               str(tmp_path / "run" / "model.pt"), str(tmp_path / "m.json"))
     assert (m["training_precision"], m["training_deterministic"]) == ("bf16", True)
     assert m["evaluation_numerics"]["cudnn_conv"] == "ieee" and m["evaluation_numerics"]["deterministic_algorithms"]
+
+
+def test_deterministic_flag_without_importing_inductor():
+    """A job that never compiles sets the deterministic flag (warn-only) without loading torch._inductor (~2 s of
+    every job's start); in a process where inductor is loaded, its copy of the flag follows too."""
+    import subprocess
+    import sys
+    code = ("import sys, torch; from pipeline import numerics; numerics.configure('fp32', True); "
+            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
+            "'torch._inductor' in sys.modules)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True", "False"]
+    import torch._inductor.config as inductor_config
+    numerics.configure("fp32", deterministic=True)
+    assert inductor_config.deterministic is True and torch.is_deterministic_algorithms_warn_only_enabled()
+    numerics.configure("fp32", deterministic=False)
+    assert inductor_config.deterministic is False and not torch.are_deterministic_algorithms_enabled()

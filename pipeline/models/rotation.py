@@ -22,8 +22,14 @@ against ``rotate``.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import logging
 import math
+import os
+import tempfile
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +41,7 @@ from .common import (ACE, MLP, ConvNet, LocallyConnected2d, Model, RelaxThenProj
                      build_gmcnn, conv_stack, finite_differences_l1, frames_to_channels, relu_between)
 
 N_ROT = 4  # order of the cyclic group C4
+log = logging.getLogger("pipeline")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -379,6 +386,88 @@ def _invariant_bias_basis(rep_name: str) -> torch.Tensor:
     return q[:, cols]
 
 
+# The relaxed steerable layer's constants (basis, init scales, bias basis) come from escnn, whose import and basis
+# construction cost ~2-4 s of every training and evaluation job of an rsteer model. They depend only on the layer's
+# definition, so the first job computes them and keeps them in a cache folder; later jobs read them without
+# importing escnn. Reading them changes no result: the values are the same tensors, and the normal draws that
+# escnn's probe layer makes from torch's generator (its weight init, in :func:`_steerable_basis`) are drawn again, so
+# a model built after ``torch.manual_seed`` gets the same initial weights either way.
+BASIS_CACHE_ENV = "PIPELINE_BASIS_CACHE"
+BASIS_CACHE_FORMAT = 1
+
+
+def basis_cache_dir() -> Path | None:
+    """The folder of cached steerable bases: ``$PIPELINE_BASIS_CACHE``, else ``$XDG_CACHE_HOME`` (``~/.cache``)
+    ``/approx-equivariance/bases``; an empty ``$PIPELINE_BASIS_CACHE`` turns the cache off. Files are small (a few
+    KB each), named by the hash of their definition, written whole (a temporary name renamed into place) and safe
+    to delete at any time."""
+    value = os.environ.get(BASIS_CACHE_ENV)
+    if value is not None:
+        return Path(value) if value else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "approx-equivariance" / "bases"
+
+
+def _basis_definition(in_rep: str, out_rep: str, kernel_size: int) -> dict:
+    from importlib import metadata
+    try:
+        escnn_version = metadata.version("escnn")
+    except metadata.PackageNotFoundError:
+        escnn_version = None
+    return {"format": BASIS_CACHE_FORMAT, "group": f"rot2dOnR2({N_ROT})", "in_rep": in_rep, "out_rep": out_rep,
+            "kernel_size": int(kernel_size), "escnn": escnn_version}
+
+
+def _read_basis(path: Path, definition: dict) -> dict | None:
+    try:
+        saved = torch.load(path, weights_only=True)
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # a damaged or foreign file: recompute (and replace it)
+        log.warning("ignoring the unreadable basis cache file %s (%s)", path, e)
+        return None
+    if not isinstance(saved, dict) or saved.get("definition") != definition:
+        return None
+    return saved
+
+
+def _write_basis(path: Path, saved: dict) -> None:
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".partial")
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(saved, fh)
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only or full cache folder costs speed, never the job
+        log.warning("could not keep the steerable basis in %s (%s); set %s to a writable folder", path, e,
+                    BASIS_CACHE_ENV)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _steerable_constants(in_rep: str, out_rep: str, kernel_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(basis, std, bias_basis)`` of a relaxed steerable layer ``in_rep -> out_rep`` (:func:`_steerable_basis`,
+    :func:`_steerable_basis_std`, :func:`_invariant_bias_basis` of ``out_rep``), from the cache folder
+    (:func:`basis_cache_dir`) when it holds them for this definition (and escnn version), else from escnn."""
+    definition = _basis_definition(in_rep, out_rep, kernel_size)
+    folder = basis_cache_dir()
+    path = None
+    if folder is not None:
+        digest = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:24]
+        path = folder / f"steerable-{digest}.pt"
+        saved = _read_basis(path, definition)
+        if saved is not None:
+            torch.randn(saved["basis"].shape[0])  # the draws of the probe layer's init in _steerable_basis
+            return saved["basis"], saved["std"], saved["bias_basis"]
+    basis = _steerable_basis(in_rep, out_rep, kernel_size)
+    std = _steerable_basis_std(in_rep, out_rep, kernel_size)
+    bias_basis = _invariant_bias_basis(out_rep)
+    if path is not None:
+        _write_basis(path, {"definition": definition, "basis": basis, "std": std, "bias_basis": bias_basis})
+    return basis, std, bias_basis
+
+
 class RelaxedSteerableConv(nn.Module):
     """Relaxed C4-steerable convolution, ``n_in`` ``in_rep`` fields -> ``n_out`` ``out_rep`` fields.
 
@@ -402,11 +491,11 @@ class RelaxedSteerableConv(nn.Module):
         super().__init__()
         _check_kernel(kernel_size)
         self.k, self.n_in, self.n_out, self.rank = kernel_size, n_in, n_out, rank
-        basis = _steerable_basis(in_rep, out_rep, kernel_size)
+        basis, std, bb = _steerable_constants(in_rep, out_rep, kernel_size)
         self.register_buffer("basis", basis.clone())
         n_basis = basis.shape[0]
         reps = 1 if rank is None else int(rank)
-        std = _steerable_basis_std(in_rep, out_rep, kernel_size) / math.sqrt(n_in * reps)
+        std = std / math.sqrt(n_in * reps)
         coef = torch.randn(reps, n_out, n_in, n_basis) * std
         if rank is None:
             self.coef = nn.Parameter(coef[0])                               # (o, i, l)
@@ -417,8 +506,7 @@ class RelaxedSteerableConv(nn.Module):
             self.coef = nn.Parameter(coef)                                  # (r, o, i, l)
             self.a = nn.Parameter(torch.ones(rank, *frame_size))
         self.delta = nn.Parameter(torch.zeros(*self.coef.shape, kernel_size, kernel_size))  # (..., l, k, k)
-        bb = _invariant_bias_basis(out_rep)
-        self.register_buffer("bias_basis", bb)
+        self.register_buffer("bias_basis", bb.clone())
         self.bias = nn.Parameter(torch.zeros(n_out, bb.shape[1])) if bias and bb.shape[1] else None
 
     @property

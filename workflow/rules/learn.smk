@@ -7,6 +7,9 @@ RESOURCES = config["training"]["resources"]
 # The memory for the velocity a job reads (pipeline/loader.py): a resource, not a param, since it changes memory and
 # speed but never a result, so changing it reruns nothing.
 CACHE_MB = config["training"]["cache_mb"]
+# Where a store larger than cache_mb is decompressed once and read from (pipeline/loader.py): speed only, a
+# resource as well; absent when off (training.scratch null), since a resource holds no null.
+SCRATCH = {"scratch": config["training"]["scratch"]} if config["training"].get("scratch") else {}
 
 
 rule train:
@@ -28,6 +31,7 @@ rule train:
         runtime=grow(RESOURCES["runtime"]),
         gpu=RESOURCES["gpu"],
         cache_mb=CACHE_MB,
+        **SCRATCH,
     conda:
         "../../envs/training.yaml"
     script:
@@ -62,6 +66,7 @@ rule evaluate:
         runtime=grow(60),
         gpu=RESOURCES["gpu"],
         cache_mb=CACHE_MB,
+        **SCRATCH,
     conda:
         "../../envs/training.yaml"
     script:

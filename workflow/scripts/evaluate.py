@@ -13,4 +13,5 @@ from pipeline import evaluate  # noqa: E402
 
 torch.set_num_threads(snakemake.threads)
 evaluate.evaluate_run(snakemake.params.run, snakemake.wildcards.dataset, snakemake.input.store, snakemake.input.model,
-                      snakemake.output[0], device=device, cache_mb=snakemake.resources.cache_mb)
+                      snakemake.output[0], device=device, cache_mb=snakemake.resources.cache_mb,
+                      scratch=snakemake.resources.get("scratch"))

@@ -17,4 +17,4 @@ torch.set_num_threads(snakemake.threads)
 alpha = wc.get("alpha")
 train.train_run(snakemake.params.run, wc.dataset, snakemake.input[0], wc.model, int(wc.seed),
                 out_dir=os.path.dirname(snakemake.output.model), alpha=None if alpha is None else float(alpha),
-                device=device, cache_mb=snakemake.resources.cache_mb)
+                device=device, cache_mb=snakemake.resources.cache_mb, scratch=snakemake.resources.get("scratch"))
