@@ -569,6 +569,51 @@ def plot_symmetry_breaking_rotation(df: pd.DataFrame):
     return fig
 
 
+# --- ACE's learned gamma_i beside the relaxed kernels' departure (pipeline/symmetry_breaking.py) -------------------
+
+def _level_curves(ax, df: pd.DataFrame, value: str) -> None:
+    """One line per layer of ``df`` (one model's rows): ``value`` against the data equivariance error, mean over
+    seeds with std error bars; the legend gives each layer's Spearman rank correlation of the means with the error."""
+    layers = _layers(df)
+    colours = _layer_colours(layers)
+    for layer in layers:
+        g = df[df["layer"] == layer].groupby("data_equivariance_error")[value].agg(["mean", "std"])
+        rho = pd.Series(g.index.to_numpy()).corr(pd.Series(g["mean"].to_numpy()), method="spearman")
+        ax.errorbar(g.index, g["mean"], yerr=g["std"].fillna(0), color=colours[layer], marker="o", capsize=2,
+                    elinewidth=0.8, label=f"{layer} (ρ = {rho:.2f})")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="best", title="Layer (Spearman ρ)")
+
+
+@_styled
+def plot_ace_gamma(gamma: pd.DataFrame, departure: pd.DataFrame | None = None):
+    """ACE's learned degree of symmetry breaking per layer, ``|gamma_i|`` (the weight of layer i's non-equivariant
+    part), against the data equivariance error of the levels (first panel, one per ACE model), beside the relaxed
+    models' kernel departure ``||K - PK|| / ||K||`` per layer on the same levels (one panel per model of
+    ``departure``, the symmetry-breaking table; none when it is None or holds no level). Mean over seeds, error bars
+    std; the legends give each layer's Spearman rank correlation with the data error."""
+    _require(gamma, ["dataset", "data_equivariance_error", "model", "seed", "layer", "abs_gamma"], "ACE gamma table")
+    gamma = gamma[gamma["dataset"].str.startswith("equivariance")]
+    _require(gamma, ["abs_gamma"], "ACE gamma table of the equivariance levels")
+    panels = [(m, gamma[gamma["model"] == m], "abs_gamma") for m in model_order(gamma["model"])]
+    if departure is not None:
+        _require(departure, ["dataset", "data_equivariance_error", "model", "seed", "layer", "element", "departure"],
+                 "symmetry-breaking table")
+        departure = departure[(departure["element"].astype(str) == "all")
+                              & departure["dataset"].str.startswith("equivariance")]
+        panels += [(m, departure[departure["model"] == m], "departure") for m in model_order(departure["model"])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(PAGE, 2.6), squeeze=False, layout="constrained")
+    labelled = set()
+    for ax, (model, part, value) in zip(axes[0], panels):
+        _level_curves(ax, part, value)
+        ax.set_title(model_label(model, "equivariance"))
+        if value not in labelled:   # one y label per quantity, on its first panel
+            ax.set_ylabel("Learned |γ_i|" if value == "abs_gamma" else "Kernel's departure\n||K - PK|| / ||K||")
+            labelled.add(value)
+    fig.supxlabel(f"Data equivariance error ({VELOCITY_UNIT})")
+    return fig
+
+
 # --- the pipeline's figure files --------------------------------------------------------------------------
 
 def rollout_figure(table: str, dataset: str, output: str, dpi: int = DPI, own: dict | None = None) -> None:
@@ -600,3 +645,8 @@ def symmetry_breaking_figure(table: str, output: str, dpi: int = DPI) -> None:
 
 def symmetry_breaking_rotation_figure(table: str, output: str, dpi: int = DPI) -> None:
     save(plot_symmetry_breaking_rotation(pd.read_csv(table)), output, dpi=dpi)
+
+
+def ace_gamma_figure(table: str, output: str, departure_table: str | None = None, dpi: int = DPI) -> None:
+    departure = pd.read_csv(departure_table) if departure_table else None
+    save(plot_ace_gamma(pd.read_csv(table), departure), output, dpi=dpi)

@@ -30,6 +30,10 @@ sims on side ``h`` act as sims on side 0 do on channel 0); for RSteer the kernel
 centre lies in ``[45, 135)`` degrees (counter-clockwise from ``+x``, ``y`` up as in the data) turned by ``h`` quarter
 turns: ``h = 0`` up, 1 left, 2 down, 3 right, the flow direction of rotation-family side ``h`` (the centre pixel
 belongs to no element). The rotation family breaks C4 on side 2 (buoyancy 0.011 instead of 0.01).
+
+Beside the relaxed kernels, the models that learn their degree of symmetry breaking as a number per layer
+(:data:`pipeline.models.GAMMA_MODELS`: ACE's ``gamma_i``, the weight of each layer's non-equivariant part) are
+tabulated from their runs' metrics.json (:func:`write_gamma_table`, ``results/tables/ace_gamma.csv``).
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ import os
 import torch
 
 from . import files
+from .models import GAMMA_MODELS  # noqa: F401  (the models whose gamma_i this module tabulates)
 from .models.rotation import (N_ROT, RelaxedGroupConv, RelaxedGroupProjection, RelaxedSteerableConv, RGroup, RSteer,
                               _kernel_rotation_index, _rep_matrices)
 
@@ -154,5 +159,54 @@ def write_table(model_paths, metrics_paths, output: str | os.PathLike):
         raise ValueError("symmetry_breaking: one metrics.json per model.pt")
     rows = [r for mp, jp in zip(model_paths, metrics_paths) for r in analyse_run(mp, jp)]
     df = pd.DataFrame(rows, columns=COLUMNS)
+    files.write_table(df, output)
+    return df
+
+
+# --- ACE's learned degree of symmetry breaking (pipeline.models.common.ACE) ----------------------------------------
+# Every ACE layer is ``f_eq,i + gamma_i f_noneq,i``; ``|gamma_i|`` is how much of its non-equivariant part layer ``i``
+# keeps after primal-dual training (0: the layer is equivariant). The evaluation writes the evaluated weights'
+# ``gamma_i``, slack ``u_i`` and multiplier ``lambda_i`` into metrics.json as ``model_gamma_i``, ``model_slack_i``,
+# ``model_multiplier_i`` (``pipeline.evaluate``); nothing needs the weights themselves.
+
+GAMMA_COLUMNS = ["dataset", "level", "data_equivariance_error", "model", "seed", "layer", "gamma", "abs_gamma",
+                 "slack", "multiplier"]
+
+
+def gamma_rows(metrics: dict, source: str = "metrics.json") -> list[dict]:
+    """Rows of :data:`GAMMA_COLUMNS` of one ACE run's metrics.json (a dict; ``source`` names it in errors): one per
+    layer ``layer1, layer2, ...`` (input to output), from the keys ``model_gamma_i``, ``model_slack_i`` and
+    ``model_multiplier_i``, ``i = 1..n``."""
+    for key in ("dataset", "model", "seed"):
+        if key not in metrics:
+            raise KeyError(f"symmetry_breaking: {source} has no {key!r}")
+    n = 0
+    while f"model_gamma_{n + 1}" in metrics:
+        n += 1
+    if n == 0:
+        raise KeyError(f"symmetry_breaking: {source} ({metrics['model']}) has no model_gamma_1: ACE's gamma_i are "
+                       "written by the evaluation of a model that reports them (pipeline.models.common.ACE)")
+    run = {"dataset": metrics["dataset"], "level": metrics.get("level", math.nan),
+           "data_equivariance_error": metrics.get("data_equivariance_error", math.nan), "model": metrics["model"],
+           "seed": metrics["seed"]}
+    rows = []
+    for i in range(1, n + 1):
+        missing = [k for k in (f"model_slack_{i}", f"model_multiplier_{i}") if k not in metrics]
+        if missing:
+            raise KeyError(f"symmetry_breaking: {source} has model_gamma_{i} but not {', '.join(missing)}")
+        gamma = float(metrics[f"model_gamma_{i}"])
+        rows.append({**run, "layer": f"layer{i}", "gamma": gamma, "abs_gamma": abs(gamma),
+                     "slack": float(metrics[f"model_slack_{i}"]), "multiplier": float(metrics[f"model_multiplier_{i}"])})
+    return rows
+
+
+def write_gamma_table(metrics_paths, output: str | os.PathLike):
+    """``ace_gamma.csv``: :func:`gamma_rows` of every run's metrics.json, one row per run and layer."""
+    import pandas as pd
+    rows = []
+    for path in metrics_paths:
+        with open(path) as fh:
+            rows += gamma_rows(json.load(fh), str(path))
+    df = pd.DataFrame(rows, columns=GAMMA_COLUMNS)
     files.write_table(df, output)
     return df

@@ -329,3 +329,37 @@ def test_figure_3_never_picks_persistence():
     t = pd.DataFrame([dict(dataset="translation", model=m, split="test_domain", rmse_mean=v)
                       for m, v in (("persistence", 0.1), ("conv", 0.5), ("mlp", 0.9), ("rgroup", 0.4))])
     assert figures.choose_models(t, "translation", baselines=2) == ["rgroup", "conv", "mlp"]
+
+
+def test_ace_gamma_figure_beside_the_relaxed_kernels(tmp_path):
+    rows = []
+    for level in range(4):
+        for seed in (0, 1):   # layer1 rises with the data error, layer2 falls; seed 1 adds 0.2 to layer1
+            rows += [dict(dataset=f"equivariance_{level}", level=level, data_equivariance_error=0.1 * level,
+                          model="ace", seed=seed, layer="layer1", gamma=-(0.1 * level + 0.2 * seed),
+                          abs_gamma=0.1 * level + 0.2 * seed, slack=0.0, multiplier=0.0),
+                     dict(dataset=f"equivariance_{level}", level=level, data_equivariance_error=0.1 * level,
+                          model="ace", seed=seed, layer="layer2", gamma=1.0 - 0.1 * level,
+                          abs_gamma=1.0 - 0.1 * level, slack=0.0, multiplier=0.0)]
+    rows.append(dict(dataset="rotation", level=np.nan, data_equivariance_error=np.nan, model="ace", seed=0,
+                     layer="layer1", gamma=9.0, abs_gamma=9.0, slack=0.0, multiplier=0.0))  # not a level: left out
+    gamma = tmp_path / "ace_gamma.csv"
+    pd.DataFrame(rows).to_csv(gamma, index=False)
+    departure = tmp_path / "symmetry_breaking.csv"
+    _symmetry_breaking_table().to_csv(departure, index=False)
+
+    fig = figures.plot_ace_gamma(pd.read_csv(gamma), pd.read_csv(departure))
+    assert [a.get_title() for a in fig.axes] == ["ACE", "RGroup", "RSteer"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["layer1 (ρ = 1.00)", "layer2 (ρ = -1.00)"]
+    line = fig.axes[0].get_lines()[0]   # layer1: the mean over the two seeds at each level
+    x, y = (np.asarray(v, dtype=float) for v in (line.get_xdata(), line.get_ydata()))
+    assert np.allclose(x, [0.0, 0.1, 0.2, 0.3]) and np.allclose(y, [0.1, 0.2, 0.3, 0.4])
+    assert fig.axes[0].get_ylabel() == "Learned |γ_i|"
+    assert [t.get_text() for t in fig.axes[1].get_legend().get_texts()] == \
+        [t.get_text() for t in figures.plot_symmetry_breaking(pd.read_csv(departure)).axes[0].get_legend().get_texts()]
+    assert [a.get_title() for a in figures.plot_ace_gamma(pd.read_csv(gamma)).axes] == ["ACE"]
+
+    figures.ace_gamma_figure(str(gamma), str(tmp_path / "ace_gamma.png"), departure_table=str(departure), dpi=DPI)
+    _png(tmp_path / "ace_gamma.png", figures.PAGE, 2.6)
+    with pytest.raises(ValueError, match="ACE gamma table of the equivariance levels"):
+        figures.plot_ace_gamma(pd.read_csv(gamma).query("dataset == 'rotation'"))

@@ -214,3 +214,47 @@ def test_table_of_saved_runs(tmp_path):
     assert list(back.columns) == sb.COLUMNS and len(back) == len(df) == 2 * 2 * 5
     proj = back[(back.layer == "projection") & (back.level == 3)].set_index("element")
     assert proj.loc["3", "signed"] < 0 and proj.loc["3", "departure"] == proj.loc[["0", "1", "2", "3"], "departure"].max()
+
+
+# --- ACE's gamma_i (pipeline.models.common.ACE), read from the runs' metrics.json ------------------------------------
+
+def _ace_metrics(level: int, seed: int, gamma: list[float]) -> dict:
+    """A level run's metrics.json as the evaluation writes it: a real ACE model's report() under ``model_``."""
+    model = build("ace", "rotation", in_frames=2, hidden=2, layers=len(gamma), kernel_size=3)
+    with torch.no_grad():
+        model.gamma.copy_(torch.tensor(gamma))
+        model.slack.copy_(torch.tensor(gamma).abs() / 2)
+        model.multipliers.copy_(torch.arange(1.0, len(gamma) + 1))
+    return {"dataset": f"equivariance_{level}", "model": "ace", "seed": seed, "level": level,
+            "data_equivariance_error": 0.1 * level, **{f"model_{k}": v for k, v in model.report().items()}}
+
+
+def test_ace_gamma_table_of_written_metrics(tmp_path):
+    paths = []
+    for level, seed, gamma in ((0, 0, [0.5, -0.25, 0.0]), (3, 0, [1.0, -0.5, 0.125]), (3, 1, [0.75, 0.25, -2.0])):
+        path = tmp_path / f"e{level}s{seed}.json"
+        path.write_text(json.dumps(_ace_metrics(level, seed, gamma)))
+        paths.append(path)
+    sb.write_gamma_table(paths, tmp_path / "ace_gamma.csv")
+    back = pd.read_csv(tmp_path / "ace_gamma.csv")
+    assert list(back.columns) == sb.GAMMA_COLUMNS and len(back) == 3 * 3
+    assert back["layer"].tolist() == ["layer1", "layer2", "layer3"] * 3
+    assert back["gamma"].tolist() == [0.5, -0.25, 0.0, 1.0, -0.5, 0.125, 0.75, 0.25, -2.0]
+    assert back["abs_gamma"].tolist() == [0.5, 0.25, 0.0, 1.0, 0.5, 0.125, 0.75, 0.25, 2.0]
+    assert back["slack"].tolist() == (back["abs_gamma"] / 2).tolist()
+    assert back["multiplier"].tolist() == [1.0, 2.0, 3.0] * 3
+    assert back["level"].tolist() == [0] * 3 + [3] * 6 and back["seed"].tolist() == [0] * 6 + [1] * 3
+    assert back["data_equivariance_error"].tolist() == pytest.approx([0.0] * 3 + [0.3] * 6)
+
+
+def test_ace_gamma_table_refuses_runs_without_gamma(tmp_path):
+    metrics = _ace_metrics(1, 0, [0.5, 0.5])
+    no_gamma = {k: v for k, v in metrics.items() if not k.startswith("model_")} | {"model": "rgroup"}
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(no_gamma))
+    with pytest.raises(KeyError, match=r"metrics\.json \(rgroup\) has no model_gamma_1"):
+        sb.write_gamma_table([path], tmp_path / "out.csv")
+    del metrics["model_multiplier_2"]
+    with pytest.raises(KeyError, match="model_gamma_2 but not model_multiplier_2"):
+        sb.gamma_rows(metrics, "run/metrics.json")
+    assert not (tmp_path / "out.csv").exists()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,3 +47,53 @@ def test_vrmse_view_only_when_asked_and_no_analysis_without_relaxed_models(tmp_p
     assert not {"table1_vrmse", "symmetry_breaking_table", "figure_symmetry_breaking"} & set(jobs)
     assert _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "off.yaml",
                  target="results/tables/table1_vrmse.md")["table1_vrmse"] == 1
+
+
+def test_ace_gamma_table_and_figure_when_ace_trains_on_the_levels(tmp_path):
+    on = {"models": {"equivariance": ["conv", "rsteer", "ace"]}}
+    (tmp_path / "on.yaml").write_text(yaml.safe_dump(on))
+    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "on.yaml")
+    levels = yaml.safe_load((ROOT / "presets" / "tiny.yaml").read_text())["data"]["equivariance"]["levels"]
+    assert jobs["ace_gamma_table"] == 1 and jobs["figure_ace_gamma"] == 1
+    done = subprocess.run([sys.executable, "-m", "snakemake", "results/figures/ace_gamma.png", "-n", "--snakefile",
+                           str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
+                           str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"), str(tmp_path / "on.yaml"),
+                           "--cores", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table_inputs = re.search(r"rule ace_gamma_table:\n\s+input: (.*)\n", done.stdout)[1].split(", ")
+    assert sorted(table_inputs) == sorted(f"results/runs/equivariance_{n}/ace/seed0/metrics.json"
+                                          for n in range(levels))
+    figure_inputs = re.search(r"rule figure_ace_gamma:\n\s+input: (.*)\n", done.stdout)[1].split(", ")
+    assert figure_inputs == ["results/tables/ace_gamma.csv", "results/tables/symmetry_breaking.csv"]
+    # without a relaxed C4 model on the levels the figure is ACE's panel alone
+    (tmp_path / "alone.yaml").write_text(yaml.safe_dump({"models": {"equivariance": ["conv", "ace"]}}))
+    alone = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "alone.yaml")
+    assert alone["figure_ace_gamma"] == 1 and "figure_symmetry_breaking" not in alone
+    # and none of it without ACE on the levels
+    assert not {"ace_gamma_table", "figure_ace_gamma"} & set(_jobs(tmp_path, ROOT / "config.yaml",
+                                                                   ROOT / "presets" / "tiny.yaml"))
+
+
+def test_ace_gamma_rules_run_on_written_metrics(tmp_path):
+    """The two rules' scripts through Snakemake, on level runs' metrics.json written by hand (nothing upstream runs:
+    the other rules are not allowed)."""
+    import json
+    import pandas as pd
+    (tmp_path / "alone.yaml").write_text(yaml.safe_dump({"models": {"equivariance": ["conv", "ace"]}}))
+    levels = yaml.safe_load((ROOT / "presets" / "tiny.yaml").read_text())["data"]["equivariance"]["levels"]
+    for n in range(levels):
+        run = tmp_path / f"results/runs/equivariance_{n}/ace/seed0"
+        run.mkdir(parents=True)
+        gammas = {f"model_gamma_{i}": -0.1 * n * i for i in (1, 2)}
+        (run / "metrics.json").write_text(json.dumps({
+            "dataset": f"equivariance_{n}", "model": "ace", "seed": 0, "level": n, "data_equivariance_error": 0.1 * n,
+            **gammas, **{f"model_{k}_{i}": 0.5 for k in ("slack", "multiplier") for i in (1, 2)}}))
+    cmd = [sys.executable, "-m", "snakemake", "results/figures/ace_gamma.png", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--cores", "1", "--allowed-rules", "ace_gamma_table", "figure_ace_gamma",
+           "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"), str(tmp_path / "alone.yaml")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "results/tables/ace_gamma.csv").sort_values(["level", "layer"])
+    assert table["abs_gamma"].tolist() == pytest.approx([0.1 * n * i for n in range(levels) for i in (1, 2)])
+    assert (tmp_path / "results/figures/ace_gamma.png").stat().st_size > 0
+    assert not (tmp_path / "results" / "data").exists()              # nothing upstream was run

@@ -29,6 +29,9 @@ NAMES = {
     "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts",
                 "crelax", "sbi", "ace", "gmcnn"),
 }
+# Models that learn a per-layer degree of symmetry breaking gamma_i and report it (``report()``: gamma_i, ...;
+# pipeline/symmetry_breaking.py tabulates it, the analysis draws it against the levels' data equivariance error).
+GAMMA_MODELS = ("ace",)
 
 
 def _registry(symmetry: str) -> dict:

@@ -1,12 +1,17 @@
 # Beyond one RMSE (issue 13): every run's per-step benchmark metrics in long format, Table 1's VRMSE view, the
-# correlation over the rollout per family, and the symmetry breaking measured on the relaxed models' kernels.
+# correlation over the rollout per family, the symmetry breaking measured on the relaxed models' kernels, and ACE's
+# learned gamma_i per layer against the levels' data equivariance error beside it.
 # Reads config and names only (pipeline/metrics.py, tables.py, figures.py and symmetry_breaking.py do the work).
+
+from pipeline.models import GAMMA_MODELS  # ACE: a learned gamma_i per layer (pipeline/symmetry_breaking.py)
 
 RELAXED_C4 = ["rgroup", "rsteer"]  # the models whose relaxed layers pipeline/symmetry_breaking.py measures
 SB_LEVEL_MODELS = [m for m in RELAXED_C4 if m in config["models"]["equivariance"]]
 SB_ROTATION_MODELS = [m for m in RELAXED_C4 if m in config["models"]["rotation"]]
 SB_RUNS = [RUN.format(dataset=d, model=m, seed=s) for d in LEVEL_DATASETS for m in SB_LEVEL_MODELS for s in SEEDS] \
     + [RUN.format(dataset="rotation", model=m, seed=s) for m in SB_ROTATION_MODELS for s in SEEDS]
+GAMMA_LEVEL_MODELS = [m for m in GAMMA_MODELS if m in config["models"]["equivariance"]]
+GAMMA_RUNS = [RUN.format(dataset=d, model=m, seed=s) for d in LEVEL_DATASETS for m in GAMMA_LEVEL_MODELS for s in SEEDS]
 ANALYSIS = (
     ["results/tables/metrics_long.csv"]
     + (expand("results/tables/table1_vrmse.{ext}", ext=["csv", "md"]) if config.get("tables", {}).get("vrmse") else [])
@@ -14,6 +19,7 @@ ANALYSIS = (
     + (["results/tables/symmetry_breaking.csv"] if SB_RUNS else [])
     + (["results/figures/symmetry_breaking.png"] if SB_LEVEL_MODELS else [])
     + (["results/figures/symmetry_breaking_rotation.png"] if SB_ROTATION_MODELS else [])
+    + (["results/tables/ace_gamma.csv", "results/figures/ace_gamma.png"] if GAMMA_RUNS else [])
 )
 
 
@@ -129,6 +135,43 @@ use rule figure_symmetry_breaking as figure_symmetry_breaking_rotation with:
         dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/symmetry_breaking_rotation.log",
+
+
+rule ace_gamma_table:
+    input:
+        [f"{run}/metrics.json" for run in GAMMA_RUNS],
+    output:
+        report("results/tables/ace_gamma.csv", caption="../report/ace_gamma_table.rst", category="Tables"),
+    log:
+        "results/logs/tables/ace_gamma.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/training.yaml"
+    script:
+        "../scripts/ace_gamma.py"
+
+
+rule figure_ace_gamma:
+    input:
+        gamma="results/tables/ace_gamma.csv",
+        **({"departure": "results/tables/symmetry_breaking.csv"} if SB_LEVEL_MODELS else {}),
+    output:
+        report("results/figures/ace_gamma.png", caption="../report/ace_gamma.rst", category="Figures"),
+    params:
+        dpi=FIGURES_CFG["dpi"],
+    log:
+        "results/logs/figures/ace_gamma.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../../envs/figures.yaml"
+    script:
+        "../scripts/figure_ace_gamma.py"
 
 
 rule analysis:
