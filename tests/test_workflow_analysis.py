@@ -2,27 +2,16 @@
 test_symmetry_breaking)."""
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import CONFIG, TINY, job_counts, preset, snakemake
 
 
 def _jobs(tmp_path, *configfiles, target="all") -> dict[str, int]:
-    cmd = [sys.executable, "-m", "snakemake", target, "-n", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(tmp_path), "--configfile", *map(str, configfiles), "--cores", "1"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    stats = done.stdout.split("Job stats:")[1]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    return job_counts(snakemake([target], tmp_path, configfiles, "-n", cores=1, timeout=300).stdout)
 
 
 def test_quick_preset_builds_every_analysis_target(tmp_path):
-    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "quick.yaml")
+    jobs = _jobs(tmp_path, CONFIG, preset("quick"))
     for rule in ("metrics_long_table", "table1_vrmse", "symmetry_breaking_table", "figure_symmetry_breaking",
                  "figure_symmetry_breaking_rotation"):
         assert jobs.get(rule) == 1, rule
@@ -31,7 +20,7 @@ def test_quick_preset_builds_every_analysis_target(tmp_path):
 
 
 def test_persistence_needs_only_its_store(tmp_path):
-    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml",
+    jobs = _jobs(tmp_path, CONFIG, TINY,
                  target="results/runs/rotation/persistence/metrics.json")
     assert jobs == {"simulate_shard": 2, "assemble_dataset": 1, "evaluate_persistence": 1, "total": 4}
 
@@ -40,9 +29,9 @@ def test_vrmse_view_only_when_asked_and_no_analysis_without_relaxed_models(tmp_p
     off = {"tables": {"vrmse": False},
            "models": {"translation": ["conv"], "rotation": ["conv"], "scaling": [], "equivariance": ["conv"]}}
     (tmp_path / "off.yaml").write_text(yaml.safe_dump(off))
-    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "off.yaml")
+    jobs = _jobs(tmp_path, CONFIG, TINY, tmp_path / "off.yaml")
     assert jobs["metrics_long_table"] == 1 and jobs["figure_correlation"] == 2
     assert jobs["evaluate_persistence"] == 2  # the families that train a model (scaling trains none here)
     assert not {"table1_vrmse", "symmetry_breaking_table", "figure_symmetry_breaking"} & set(jobs)
-    assert _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "off.yaml",
+    assert _jobs(tmp_path, CONFIG, TINY, tmp_path / "off.yaml",
                  target="results/tables/table1_vrmse.md")["table1_vrmse"] == 1
