@@ -237,10 +237,11 @@ def test_worked_example_trains_evaluates_and_tabulates(tmp_path):
     assert (m["model"], m["epochs_run"]) == ("smallnet", 1)
     assert all(math.isfinite(m[k]) for k in ("test_future_rmse", "test_domain_rmse", "equivariance_error"))
     t1 = pd.read_csv(work / "results" / "tables" / "table1.csv")
-    assert sorted(t1.model.unique()) == ["conv", "smallnet"] and t1.rmse_mean.map(math.isfinite).all()
+    assert sorted(t1.model.unique()) == ["conv", "persistence", "smallnet"] and t1.rmse_mean.map(math.isfinite).all()
     assert t1[t1.model == "smallnet"].paper_mean.isna().all()  # no published number for one's own model
-    assert "| | Conv | SmallNet |" in (work / "results" / "tables" / "table1.md").read_text()
+    assert "| | Persistence | Conv | SmallNet |" in (work / "results" / "tables" / "table1.md").read_text()
     eq = pd.read_csv(work / "results" / "tables" / "equivariance.csv")
     assert sorted(eq.level) == [0, 1] and (eq.model == "smallnet").all()
     assert (work / "results" / "figures" / "fig4_equivariance.png").stat().st_size > 0
-    assert set(pd.read_csv(work / "results" / "tables" / "rollout_rotation.csv").model) == {"conv", "smallnet"}
+    rollout = pd.read_csv(work / "results" / "tables" / "rollout_rotation.csv")
+    assert set(rollout.model) == {"conv", "persistence", "smallnet"}
