@@ -1,26 +1,15 @@
-import copy
-import os
 import subprocess
 import sys
 
 import pytest
 
+from helpers import ROOT, config, preset
 from pipeline import config as pipeline_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-def load(name):
-    return pipeline_config.load(os.path.join(ROOT, name))
-
-
-@pytest.mark.parametrize("name", ["config.yaml", "presets/quick.yaml", "presets/tiny.yaml"])
-def test_shipped_configs_are_valid(name):
-    base = load("config.yaml")
-    if name != "config.yaml":  # presets are merged over config.yaml, as --configfile does
-        from snakemake.utils import update_config
-        update_config(base, load(name))
-    pipeline_config.validate(base)
+@pytest.mark.parametrize("preset", [None, "quick", "tiny"])
+def test_shipped_configs_are_valid(preset):
+    pipeline_config.validate(config(preset))  # presets are merged over config.yaml, as --configfile does
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -44,7 +33,7 @@ def test_shipped_configs_are_valid(name):
      r"config\['evaluation'\]\['correlation_thresholds'\]\[1\]: 1.5 is greater than the maximum of 1"),
 ])
 def test_errors_name_the_key(edit, message):
-    cfg = copy.deepcopy(load("config.yaml"))
+    cfg = config()
     edit(cfg)
     with pytest.raises(pipeline_config.ConfigError, match=message):
         pipeline_config.validate(cfg)
@@ -65,7 +54,7 @@ def test_correlation_thresholds_have_one_definition():
 @pytest.mark.parametrize("name", ["quick", "tiny"])
 def test_preset_header_command_works_from_another_directory(name, tmp_path):
     """The command in a preset's header comment plans its jobs, also with the run's files in another folder."""
-    header = [line for line in open(os.path.join(ROOT, "presets", f"{name}.yaml")) if line.startswith("#")]
+    header = [line for line in open(preset(name)) if line.startswith("#")]
     command = next(line.lstrip("# ").split() for line in header if line.lstrip("# ").startswith("snakemake "))
     cmd = [sys.executable, "-m", "snakemake", *command[1:], "-n", "--quiet", "--directory", str(tmp_path)]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)

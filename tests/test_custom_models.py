@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,23 +12,18 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from snakemake.utils import update_config
 
+from helpers import CONFIG, ROOT, TINY, config, snakemake
 from pipeline import config as pipeline_config
 from pipeline import runs, tables, tuning
 from pipeline.models import PARAMETER_BUDGET, build, custom
 
-ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "own_model"
 HP = {"in_frames": 2, "frame_size": [8, 8], "hidden": 2, "layers": 2, "kernel_size": 3, "alpha": 0.0, "banks": 2}
 
 
 def config_with(*overlays: dict) -> dict:
-    cfg = pipeline_config.load(ROOT / "config.yaml")
-    update_config(cfg, pipeline_config.load(ROOT / "presets" / "tiny.yaml"))
-    for o in overlays:
-        update_config(cfg, o)
-    return cfg
+    return config("tiny", *overlays)
 
 
 def example_config() -> dict:
@@ -232,11 +226,8 @@ def test_worked_example_trains_evaluates_and_tabulates(tmp_path):
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(test))
     targets = ["results/tables/table1.md", "results/tables/rollout_rotation.csv", "results/tables/equivariance.csv",
                "results/figures/rollout_rotation.png", "results/figures/fig4_equivariance.png"]
-    cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"), str(work / "overlay.yaml"),
-           str(tmp_path / "test.yaml"), "--cores", "2", "--quiet", "rules"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    snakemake(targets, work, [CONFIG, TINY, work / "overlay.yaml", tmp_path / "test.yaml"], "--quiet", "rules",
+              cores=2, timeout=900)
 
     run = work / "results" / "runs" / "rotation" / "smallnet" / "seed0"
     saved = torch.load(run / "model.pt", weights_only=True)
@@ -246,10 +237,11 @@ def test_worked_example_trains_evaluates_and_tabulates(tmp_path):
     assert (m["model"], m["epochs_run"]) == ("smallnet", 1)
     assert all(math.isfinite(m[k]) for k in ("test_future_rmse", "test_domain_rmse", "equivariance_error"))
     t1 = pd.read_csv(work / "results" / "tables" / "table1.csv")
-    assert sorted(t1.model.unique()) == ["conv", "smallnet"] and t1.rmse_mean.map(math.isfinite).all()
+    assert sorted(t1.model.unique()) == ["conv", "persistence", "smallnet"] and t1.rmse_mean.map(math.isfinite).all()
     assert t1[t1.model == "smallnet"].paper_mean.isna().all()  # no published number for one's own model
-    assert "| | Conv | SmallNet |" in (work / "results" / "tables" / "table1.md").read_text()
+    assert "| | Persistence | Conv | SmallNet |" in (work / "results" / "tables" / "table1.md").read_text()
     eq = pd.read_csv(work / "results" / "tables" / "equivariance.csv")
     assert sorted(eq.level) == [0, 1] and (eq.model == "smallnet").all()
     assert (work / "results" / "figures" / "fig4_equivariance.png").stat().st_size > 0
-    assert set(pd.read_csv(work / "results" / "tables" / "rollout_rotation.csv").model) == {"conv", "smallnet"}
+    rollout = pd.read_csv(work / "results" / "tables" / "rollout_rotation.csv")
+    assert set(rollout.model) == {"conv", "persistence", "smallnet"}

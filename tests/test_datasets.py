@@ -1,25 +1,23 @@
-import json
 import os
 
 import numpy as np
 import pytest
 
+from helpers import CONFIG, TINY
 from pipeline import config as pipeline_config
 from pipeline import datasets
 from pipeline.families import equivariance_base_indices, family_sims, shard_indices
 from pipeline.symmetry import rotate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 @pytest.fixture(scope="module")
 def tiny():
-    return pipeline_config.load(os.path.join(ROOT, "presets", "tiny.yaml"))
+    return pipeline_config.load(TINY)
 
 
 @pytest.fixture(scope="module")
 def paper():
-    return pipeline_config.load(os.path.join(ROOT, "config.yaml"))
+    return pipeline_config.load(CONFIG)
 
 
 def test_paper_families_follow_the_protocol(paper):

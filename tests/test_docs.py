@@ -12,8 +12,8 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("check_docs", ROOT / "scripts" / "check_docs.py")
 check_docs = importlib.util.module_from_spec(_spec)
 sys.modules["check_docs"] = check_docs

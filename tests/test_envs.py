@@ -14,8 +14,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 # The packages whose versions change data, models or numbers, those that write and read the stores, and the
 # workflow engine itself.

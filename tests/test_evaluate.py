@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from test_rollout import AddOne
-from test_train import tiny_config, write_synthetic_store
+from helpers import tiny_config, write_synthetic_store
 
 from pipeline import datasets, evaluate, metrics, runs, train
 from pipeline.rollout import Samples, frames_tensor, rollout, rollout_mse_per_step, split_rmse

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +10,11 @@ import pytest
 import torch
 import yaml
 
+import helpers
+from helpers import CONFIG, TINY
 from pipeline import config as pipeline_config
 from pipeline import datasets, external
 
-ROOT = Path(__file__).resolve().parent.parent
 WINDOWS = {"offset": 1, "input_length": 2, "rollout": 3, "train": [0, 4], "valid": [4, 6], "test_future": [6, 8],
            "test_domain": [0, 8]}
 
@@ -44,7 +43,7 @@ def make_external(folder: Path, fmt: str = "npy", shape=(5, 14, 2, 8, 8), spec_e
 
 
 def registered(entry: dict, name: str = "mine") -> dict:
-    config = pipeline_config.load(ROOT / "config.yaml")
+    config = pipeline_config.load(CONFIG)
     config["external"] = {name: entry}
     config["windows"][name] = dict(WINDOWS)
     config["models"][name] = ["conv"]
@@ -108,10 +107,8 @@ def test_bad_data_is_refused_naming_the_file(tmp_path, case, shape, spec, messag
 
 def snakemake(work: Path, overlay: dict, *targets):
     (work / "overlay.yaml").write_text(yaml.safe_dump(overlay))
-    cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(work),
-           "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"), str(work / "overlay.yaml"),
-           "--cores", "2", "--quiet", "rules"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return helpers.snakemake(targets, work, [CONFIG, TINY, work / "overlay.yaml"], "--quiet", "rules", cores=2,
+                             check=False)
 
 
 def overlay(entry: dict) -> dict:

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -12,10 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import CONFIG, TINY, config, snakemake
 from pipeline import figures
 from pipeline.heat import rotation_asymmetry, simulate
 
-REPO = Path(__file__).resolve().parent.parent
 DPI = 50
 
 
@@ -198,31 +195,18 @@ def test_predictions_figure(tiny_runs):
 # --- single-target regeneration -------------------------------------------------------------------------------
 
 def test_snakemake_regenerates_fig2_alone(tmp_path):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(REPO / "config.yaml"), str(REPO / "presets" / "tiny.yaml"), "--cores", "1",
-           "results/figures/fig2_heat.png"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = snakemake(["results/figures/fig2_heat.png"], tmp_path, [CONFIG, TINY], cores=1, env=env, timeout=300)
     out = tmp_path / "results" / "figures" / "fig2_heat.png"
     _png(out, figures.PAGE, 2.2, dpi=100)                            # presets/tiny.yaml: figures.dpi 100
     assert "figure_heat" in done.stderr and "1 of 1 steps" in done.stderr
     assert not (tmp_path / "results" / "data").exists()              # nothing upstream was run
 
 
-def _merged(base: dict, over: dict) -> dict:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
-
-
-@pytest.mark.parametrize("preset", [None, "quick.yaml", "tiny.yaml"])
+@pytest.mark.parametrize("preset", [None, "quick", "tiny"])
 def test_figures_config_validates(preset):
     from pipeline import config as pipeline_config
-    cfg = pipeline_config.load(REPO / "config.yaml")
-    if preset:
-        cfg = _merged(cfg, pipeline_config.load(REPO / "presets" / preset))
+    cfg = config(preset)
     pipeline_config.validate(cfg)
     fig3 = cfg["figures"]["fig3"]
     assert fig3["seed"] in cfg["seeds"]

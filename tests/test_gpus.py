@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from pipeline import gpus
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # A job as the workflow's scripts start one: claim (job_device without its torch.device), then report what it holds
 # and keep it until stdin closes. The standard library only: no torch import per process, so the test stays fast.

@@ -14,12 +14,10 @@ import pytest
 import zarr
 from test_external import WINDOWS as EXTERNAL_WINDOWS
 from test_external import make_external
-from test_train import tiny_config, write_synthetic_store
+from helpers import ROOT, tiny_config, write_synthetic_store
 
 from pipeline import datasets, evaluate, external, integrity, jobs, runs, train
 from pipeline.catalogue import family_shards, frame_range
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def damage(store, sim: int = 1, chunk: int = 0) -> str:

@@ -10,7 +10,7 @@ from pipeline import model_sizes
 from pipeline.models import build, count_parameters
 from pipeline import runs
 from pipeline.runs import settings, symmetry_of
-from test_train import tiny_config
+from helpers import tiny_config
 
 X = torch.randn(1, 2, 2, 16, 16)
 

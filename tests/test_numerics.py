@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pipeline import evaluate, numerics, runs, train
-from test_train import samples, settings, tiny_config, write_synthetic_store
+from helpers import tiny_config, write_synthetic_store
+from test_train import samples, settings
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_train import write_synthetic_store
+from helpers import write_synthetic_store
 
 from pipeline import datasets, metrics
 from pipeline.models.common import Model

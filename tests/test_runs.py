@@ -4,15 +4,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import yaml
-from test_train import tiny_config
+from helpers import CONFIG, ROOT, snakemake_args, tiny_config
 
 from pipeline import config as pipeline_config
 from pipeline import runs
 
-ROOT = Path(__file__).resolve().parent.parent
 # What the jobs' environments bring and an environment with only Snakemake lacks (numpy and pandas come with
 # Snakemake's slurm plugin, but the DAG-time modules must not need them either).
 JOBS_ONLY = ("torch", "escnn", "scipy", "zarr", "phi", "phiml", "matplotlib", "tqdm")
@@ -56,12 +54,12 @@ def test_dag_time_modules_import_without_numpy_or_torch():
 
 def test_snakemake_builds_the_dag_without_numpy_or_torch(tmp_path):
     (tmp_path / "custom.yaml").write_text(yaml.safe_dump(CUSTOM))
-    for overlay in ([], ["--configfile", str(ROOT / "config.yaml"), str(tmp_path / "custom.yaml")]):
+    for overlay in ([], [CONFIG, tmp_path / "custom.yaml"]):
         done = run_blocked(JOBS_ONLY, """
             import sys
             from snakemake.cli import main
             main(sys.argv[1:])
-        """, "all", "-n", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path), *overlay)
+        """, *snakemake_args(["all"], tmp_path, overlay, "-n"))
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
         if overlay:  # mynet is searched (then trained on the rotation family and every level)
             assert "results/tuning/rotation/mynet/trials.yaml" in done.stdout
@@ -69,7 +67,7 @@ def test_snakemake_builds_the_dag_without_numpy_or_torch(tmp_path):
 
 
 def test_settings_resolution_order():
-    cfg = pipeline_config.load(ROOT / "config.yaml")
+    cfg = pipeline_config.load(CONFIG)
     s, hp = runs.settings(cfg, "scaling", "rsteer")
     assert (s.batch, s.lr, s.decay, s.weight_decay, s.out_length) == (8, 1e-4, 0.95, 4e-4, 6)
     assert (hp["hidden"], hp["alpha"], hp["kernel_size"], hp["scales"]) == (64, 1e-6, 5, [1.0, 1.5, 2.0, 2.5])
@@ -81,7 +79,7 @@ def test_settings_resolution_order():
 
 
 def test_jobs_get_only_the_window_keys_they_read():
-    cfg = pipeline_config.load(ROOT / "config.yaml")
+    cfg = pipeline_config.load(CONFIG)
     train = runs.train_params(cfg, "rotation", "rsteer", alpha=1e-2)
     assert set(train["windows"]) == {"offset", "input_length", "train", "valid"}
     assert train["model"]["alpha"] == 1e-2 and train["training"]["out_length"] == 6

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from snakemake.utils import update_config
-from test_train import ROOT
+from helpers import config
 
 from pipeline import config as pipeline_config
 from pipeline import datasets, runs
@@ -15,10 +14,7 @@ TEST_FAMILIES = ("translation", "rotation", "scaling")   # the families with tes
 
 
 def load(preset: str | None) -> dict:
-    cfg = pipeline_config.load(ROOT / "config.yaml")
-    if preset:
-        update_config(cfg, pipeline_config.load(ROOT / "presets" / f"{preset}.yaml"))
-    return pipeline_config.validate(cfg)
+    return pipeline_config.validate(config(preset))
 
 
 def layout(cfg: dict, family: str) -> datasets.Dataset:

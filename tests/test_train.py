@@ -5,49 +5,14 @@ import csv
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from snakemake.utils import update_config
 
-from pipeline import config as pipeline_config
+from helpers import synthetic_velocity, tiny_config, write_synthetic_store
 from pipeline import datasets, runs, train
 from pipeline.rollout import Samples, frames_tensor
 from pipeline.models import build
 from pipeline.models.common import Model
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def tiny_config(**override) -> dict:
-    """config.yaml with presets/tiny.yaml on top (as Snakemake merges them), plus training overrides."""
-    cfg = pipeline_config.load(ROOT / "config.yaml")
-    update_config(cfg, pipeline_config.load(ROOT / "presets" / "tiny.yaml"))
-    cfg["training"]["override"].update(override)
-    return pipeline_config.validate(cfg)
-
-
-def synthetic_velocity(sims: int = 3, frames: int = 22, size: int = 16, seed: int = 0) -> np.ndarray:
-    """Smooth fields drifting one cell per frame: the next frame is a shift of the last (learnable by a conv)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
-    out = np.empty((sims, frames, 2, size, size), dtype=np.float32)
-    for s in range(sims):
-        a, b = rng.uniform(0.5, 1.5, 2)
-        for t in range(frames):
-            phase = 2 * np.pi * (x - t) / size
-            out[s, t, 0] = a * np.sin(phase + y / size)
-            out[s, t, 1] = b * np.cos(phase)
-    return out
-
-
-def write_synthetic_store(path, dataset: str = "translation", roles=("train", "train", "test_domain"), **extra):
-    velocity = synthetic_velocity(len(roles))
-    family = runs.family_of(dataset)
-    datasets.write_store(path, velocity, {"dataset": dataset, "family": family, "first_frame": 0,
-                                          "sims": [{"index": i, "role": r} for i, r in enumerate(roles)], **extra})
-    return str(path)
-
 
 WINDOWS = {"offset": 0, "input_length": 2, "rollout": 3, "train": [0, 8], "valid": [8, 11],
            "test_future": [11, 14], "test_domain": [0, 14]}

@@ -8,16 +8,14 @@ import csv
 import json
 import logging
 import math
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from test_train import ROOT, synthetic_velocity, tiny_config
+from helpers import CONFIG, synthetic_velocity, tiny_config, write_synthetic_store
 
 from pipeline import config as pipeline_config
-from pipeline import datasets, figures, runs, train, tuning
+from pipeline import figures, runs, train, tuning
 from pipeline.models import build, count_parameters
 
 
@@ -34,7 +32,7 @@ def draw(cfg: dict, dataset: str, model: str, frame_size, **kw) -> dict:
 
 
 def paper_config() -> dict:
-    return pipeline_config.validate(pipeline_config.load(ROOT / "config.yaml"))
+    return pipeline_config.validate(pipeline_config.load(CONFIG))
 
 
 def test_draws_are_deterministic_and_extend_without_change():
@@ -195,11 +193,7 @@ def poisoned_store(tmp_path_factory):
     velocity = synthetic_velocity(3)
     velocity[:2, 16:] = POISON   # tiny windows: the first test-future target is frame 16
     velocity[2] = POISON         # the held-out sim
-    path = tmp_path_factory.mktemp("data") / "translation.zarr"
-    datasets.write_store(path, velocity, {"dataset": "translation", "family": "translation", "first_frame": 0,
-                                          "sims": [{"index": i, "role": r} for i, r in
-                                                   enumerate(("train", "train", "test_domain"))]})
-    return str(path)
+    return write_synthetic_store(tmp_path_factory.mktemp("data") / "translation.zarr", velocity=velocity)
 
 
 def test_trial_trains_and_scores_without_reading_test_windows(poisoned_store, tmp_path):

@@ -2,28 +2,21 @@
 test_symmetry_breaking)."""
 from __future__ import annotations
 
+import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import CONFIG, TINY, job_counts, preset, snakemake
 
 
 def _jobs(tmp_path, *configfiles, target="all") -> dict[str, int]:
-    cmd = [sys.executable, "-m", "snakemake", target, "-n", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(tmp_path), "--configfile", *map(str, configfiles), "--cores", "1"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    stats = done.stdout.split("Job stats:")[1]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
+    return job_counts(snakemake([target], tmp_path, configfiles, "-n", cores=1, timeout=300).stdout)
 
 
 def test_quick_preset_builds_every_analysis_target(tmp_path):
-    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "quick.yaml")
+    jobs = _jobs(tmp_path, CONFIG, preset("quick"))
     for rule in ("metrics_long_table", "table1_vrmse", "symmetry_breaking_table", "figure_symmetry_breaking",
                  "figure_symmetry_breaking_rotation"):
         assert jobs.get(rule) == 1, rule
@@ -32,7 +25,7 @@ def test_quick_preset_builds_every_analysis_target(tmp_path):
 
 
 def test_persistence_needs_only_its_store(tmp_path):
-    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml",
+    jobs = _jobs(tmp_path, CONFIG, TINY,
                  target="results/runs/rotation/persistence/metrics.json")
     assert jobs == {"simulate_shard": 2, "assemble_dataset": 1, "evaluate_persistence": 1, "total": 4}
 
@@ -41,25 +34,22 @@ def test_vrmse_view_only_when_asked_and_no_analysis_without_relaxed_models(tmp_p
     off = {"tables": {"vrmse": False},
            "models": {"translation": ["conv"], "rotation": ["conv"], "scaling": [], "equivariance": ["conv"]}}
     (tmp_path / "off.yaml").write_text(yaml.safe_dump(off))
-    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "off.yaml")
+    jobs = _jobs(tmp_path, CONFIG, TINY, tmp_path / "off.yaml")
     assert jobs["metrics_long_table"] == 1 and jobs["figure_correlation"] == 2
     assert jobs["evaluate_persistence"] == 2  # the families that train a model (scaling trains none here)
     assert not {"table1_vrmse", "symmetry_breaking_table", "figure_symmetry_breaking"} & set(jobs)
-    assert _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "off.yaml",
+    assert _jobs(tmp_path, CONFIG, TINY, tmp_path / "off.yaml",
                  target="results/tables/table1_vrmse.md")["table1_vrmse"] == 1
 
 
 def test_ace_gamma_table_and_figure_when_ace_trains_on_the_levels(tmp_path):
     on = {"models": {"equivariance": ["conv", "rsteer", "ace"]}}
     (tmp_path / "on.yaml").write_text(yaml.safe_dump(on))
-    jobs = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "on.yaml")
-    levels = yaml.safe_load((ROOT / "presets" / "tiny.yaml").read_text())["data"]["equivariance"]["levels"]
+    jobs = _jobs(tmp_path, CONFIG, TINY, tmp_path / "on.yaml")
+    levels = yaml.safe_load(TINY.read_text())["data"]["equivariance"]["levels"]
     assert jobs["ace_gamma_table"] == 1 and jobs["figure_ace_gamma"] == 1
-    done = subprocess.run([sys.executable, "-m", "snakemake", "results/figures/ace_gamma.png", "-n", "--snakefile",
-                           str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--configfile",
-                           str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"), str(tmp_path / "on.yaml"),
-                           "--cores", "1"], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = snakemake(["results/figures/ace_gamma.png"], tmp_path, [CONFIG, TINY, tmp_path / "on.yaml"], "-n",
+                     cores=1, timeout=300)
     table_inputs = re.search(r"rule ace_gamma_table:\n\s+input: (.*)\n", done.stdout)[1].split(", ")
     assert sorted(table_inputs) == sorted(f"results/runs/equivariance_{n}/ace/seed0/metrics.json"
                                           for n in range(levels))
@@ -67,20 +57,17 @@ def test_ace_gamma_table_and_figure_when_ace_trains_on_the_levels(tmp_path):
     assert figure_inputs == ["results/tables/ace_gamma.csv", "results/tables/symmetry_breaking.csv"]
     # without a relaxed C4 model on the levels the figure is ACE's panel alone
     (tmp_path / "alone.yaml").write_text(yaml.safe_dump({"models": {"equivariance": ["conv", "ace"]}}))
-    alone = _jobs(tmp_path, ROOT / "config.yaml", ROOT / "presets" / "tiny.yaml", tmp_path / "alone.yaml")
+    alone = _jobs(tmp_path, CONFIG, TINY, tmp_path / "alone.yaml")
     assert alone["figure_ace_gamma"] == 1 and "figure_symmetry_breaking" not in alone
     # and none of it without ACE on the levels
-    assert not {"ace_gamma_table", "figure_ace_gamma"} & set(_jobs(tmp_path, ROOT / "config.yaml",
-                                                                   ROOT / "presets" / "tiny.yaml"))
+    assert not {"ace_gamma_table", "figure_ace_gamma"} & set(_jobs(tmp_path, CONFIG, TINY))
 
 
 def test_ace_gamma_rules_run_on_written_metrics(tmp_path):
     """The two rules' scripts through Snakemake, on level runs' metrics.json written by hand (nothing upstream runs:
     the other rules are not allowed)."""
-    import json
-    import pandas as pd
     (tmp_path / "alone.yaml").write_text(yaml.safe_dump({"models": {"equivariance": ["conv", "ace"]}}))
-    levels = yaml.safe_load((ROOT / "presets" / "tiny.yaml").read_text())["data"]["equivariance"]["levels"]
+    levels = yaml.safe_load(TINY.read_text())["data"]["equivariance"]["levels"]
     for n in range(levels):
         run = tmp_path / f"results/runs/equivariance_{n}/ace/seed0"
         run.mkdir(parents=True)
@@ -88,11 +75,8 @@ def test_ace_gamma_rules_run_on_written_metrics(tmp_path):
         (run / "metrics.json").write_text(json.dumps({
             "dataset": f"equivariance_{n}", "model": "ace", "seed": 0, "level": n, "data_equivariance_error": 0.1 * n,
             **gammas, **{f"model_{k}_{i}": 0.5 for k in ("slack", "multiplier") for i in (1, 2)}}))
-    cmd = [sys.executable, "-m", "snakemake", "results/figures/ace_gamma.png", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(tmp_path), "--cores", "1", "--allowed-rules", "ace_gamma_table", "figure_ace_gamma",
-           "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"), str(tmp_path / "alone.yaml")]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    snakemake(["results/figures/ace_gamma.png"], tmp_path, [CONFIG, TINY, tmp_path / "alone.yaml"],
+              "--allowed-rules", "ace_gamma_table", "figure_ace_gamma", cores=1, timeout=300)
     table = pd.read_csv(tmp_path / "results/tables/ace_gamma.csv").sort_values(["level", "layer"])
     assert table["abs_gamma"].tolist() == pytest.approx([0.1 * n * i for n in range(levels) for i in (1, 2)])
     assert (tmp_path / "results/figures/ace_gamma.png").stat().st_size > 0

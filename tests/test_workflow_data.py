@@ -2,36 +2,21 @@
 from __future__ import annotations
 
 import csv
-import re
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from helpers import CONFIG, TINY, job_counts, snakemake
 
 from pipeline import datasets
 from pipeline.symmetry import rotate
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def snakemake(*args, cwd=ROOT, timeout=600):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(cwd), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-
-
-def job_counts(output: str) -> dict:
-    table = output[output.index("Job stats:"):]
-    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+DATA = [*[f"results/data/{d}.zarr" for d in ("translation", "rotation", "scaling")], "results/data/equivariance_levels.csv"]
 
 
 def test_paper_data_dag_builds(tmp_path):
-    done = snakemake(*[f"results/data/{d}.zarr" for d in ("translation", "rotation", "scaling")],
-                     "results/data/equivariance_levels.csv", "-n", "--configfile", str(ROOT / "config.yaml"), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = snakemake(DATA, tmp_path, [CONFIG], "-n")
     counts = job_counts(done.stdout + done.stderr)
     # shards of at most 9 sims: translation 35 -> 4, rotation 36 -> 4, scaling 38 -> 5, equivariance 19 -> 3
     assert counts["simulate_shard"] == 16 and counts["assemble_dataset"] == 3
@@ -40,7 +25,7 @@ def test_paper_data_dag_builds(tmp_path):
 
 def test_bad_config_fails_before_any_job(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"data": {"grid": "sixty-four"}}))
-    done = snakemake("-n", "--configfile", str(ROOT / "config.yaml"), str(tmp_path / "bad.yaml"), cwd=tmp_path)
+    done = snakemake([], tmp_path, [CONFIG, tmp_path / "bad.yaml"], "-n", check=False)
     assert done.returncode != 0
     assert "config['data']['grid']: 'sixty-four' is not of type 'integer'" in done.stdout + done.stderr
 
@@ -48,11 +33,8 @@ def test_bad_config_fails_before_any_job(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     work = tmp_path_factory.mktemp("tiny")
-    targets = [f"results/data/{d}.zarr" for d in ("translation", "rotation", "scaling")] + ["results/data/equivariance_levels.csv"]
-    done = snakemake(*targets, "--cores", "2", "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"),
-                     cwd=work)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    return work, yaml.safe_load((ROOT / "presets" / "tiny.yaml").read_text())
+    snakemake(DATA, work, [CONFIG, TINY], cores=2)
+    return work, yaml.safe_load(TINY.read_text())
 
 
 def test_tiny_data_rules_write_complete_stores(tiny_data):
@@ -117,16 +99,14 @@ def test_verify_target_passes_clean_stores_and_fails_on_a_damaged_chunk(tiny_dat
     work, _ = tiny_data
     shutil.copytree(work / "results" / "data", tmp_path / "results" / "data",
                     ignore=shutil.ignore_patterns("shards"))
-    cfg = ["--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml")]
-    done = snakemake("verify", "--cores", "1", *cfg, cwd=tmp_path)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    snakemake(["verify"], tmp_path, [CONFIG, TINY], cores=1)
     log = (tmp_path / "results" / "logs" / "verify.log").read_text()
     assert log.count("        ok  ") == 6 and "0 damaged" in log  # 3 families, 3 levels
     chunk = tmp_path / "results" / "data" / "equivariance_2.zarr" / "velocity" / "c" / "3" / "0" / "0" / "0" / "0"
     raw = bytearray(chunk.read_bytes())
     raw[len(raw) // 2] ^= 0x10  # one bit
     chunk.write_bytes(bytes(raw))
-    done = snakemake("verify", "--cores", "1", *cfg, cwd=tmp_path)
+    done = snakemake(["verify"], tmp_path, [CONFIG, TINY], cores=1, check=False)
     assert done.returncode != 0
     log = (tmp_path / "results" / "logs" / "verify.log").read_text()
     assert "damaged  " in log and "equivariance_2.zarr" in log and "c/3/0/0/0/0" in log and "1 damaged" in log

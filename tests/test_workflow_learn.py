@@ -4,16 +4,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import CONFIG, TINY, snakemake
 MODELS = ["conv", "rgroup"]
 
 
@@ -25,14 +21,10 @@ def test_tiny_workflow_trains_evaluates_and_tabulates(tmp_path):
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(override))
     targets = ["results/tables/table1.csv", "results/tables/table1.md", "results/tables/rollout_translation.csv",
                "results/tables/models.csv"]
-    cmd = [sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"), str(tmp_path / "test.yaml"),
-           "--cores", "2", "--quiet", "rules"]
     env = {**{k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}, "PIPELINE_STANDIN_GPUS": "0,1"}
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+    snakemake(targets, tmp_path, [CONFIG, TINY, tmp_path / "test.yaml"], "--quiet", "rules", cores=2, env=env)
 
-    tiny = yaml.safe_load((ROOT / "presets" / "tiny.yaml").read_text())
+    tiny = yaml.safe_load(TINY.read_text())
     steps = tiny["windows"]["translation"]["rollout"]
     for model in MODELS:
         run = tmp_path / "results" / "runs" / "translation" / model / "seed0"

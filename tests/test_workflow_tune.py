@@ -4,40 +4,24 @@ changed selection rerunning exactly the runs it changes (a dry run lists them)."
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import torch
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import CONFIG, TINY, planned_jobs, snakemake
 MODELS = ["conv", "rgroup"]
 TARGETS = ["tune_all", *[f"results/runs/translation/{m}/seed0/metrics.json" for m in MODELS]]
 
 
-def snakemake(tmp_path, *args):
-    cmd = [sys.executable, "-m", "snakemake", *TARGETS, "--snakefile", str(ROOT / "Snakefile"), "--directory",
-           str(tmp_path), "--configfile", str(ROOT / "config.yaml"), str(ROOT / "presets" / "tiny.yaml"),
-           str(tmp_path / "test.yaml"), "--cores", "2", *args]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
+def run(tmp_path, *args) -> str:
+    """Snakemake on TARGETS with the tiny preset and the test's overlay (test.yaml)."""
+    done = snakemake(TARGETS, tmp_path, [CONFIG, TINY, tmp_path / "test.yaml"], *args, cores=2, timeout=900)
     return done.stdout + done.stderr
 
 
-def planned_jobs(tmp_path) -> set[tuple[str, str]]:
+def planned(tmp_path) -> set[tuple[str, str]]:
     """(rule, wildcards) of every job a dry run lists."""
-    jobs, rule = set(), None
-    for line in snakemake(tmp_path, "--dry-run").splitlines():
-        if m := re.match(r"(?:local)?(?:rule|checkpoint) (\w+):$", line):
-            rule = m[1]
-            jobs.add((rule, ""))
-        elif rule and (m := re.match(r"\s+wildcards: (.*)$", line)):
-            jobs.discard((rule, ""))
-            jobs.add((rule, m[1]))
-    return jobs
+    return planned_jobs(run(tmp_path, "--dry-run"))
 
 
 def test_tiny_search_selects_and_final_runs_follow_the_selection(tmp_path):
@@ -47,7 +31,7 @@ def test_tiny_search_selects_and_final_runs_follow_the_selection(tmp_path):
                            "budget": {"epochs": 2, "patience": 2}, "halving": {"eta": 2, "rungs": 2}},
                 "training": {"override": {"epochs": 1}}}
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(override))
-    snakemake(tmp_path, "--quiet", "rules")
+    run(tmp_path, "--quiet", "rules")
     tune = tmp_path / "results" / "tuning" / "translation"
 
     table = pd.read_csv(tmp_path / "results" / "tables" / "hyperparameters.csv")
@@ -74,7 +58,7 @@ def test_tiny_search_selects_and_final_runs_follow_the_selection(tmp_path):
         assert {k: used[k] for k in best["settings"]} == best["settings"]
         assert saved["training"]["epochs"] == 1  # the final runs keep their own budget, not the trials'
 
-    assert planned_jobs(tmp_path) == set()
+    assert planned(tmp_path) == set()
     # a changed selection for conv reruns exactly conv's run (and what reads it); a rewritten but equal
     # selection for rgroup reruns nothing
     conv = tune / "conv" / "best.yaml"
@@ -83,6 +67,6 @@ def test_tiny_search_selects_and_final_runs_follow_the_selection(tmp_path):
     conv.write_text(yaml.safe_dump(best, sort_keys=False))
     rgroup = tune / "rgroup" / "best.yaml"
     rgroup.write_text(rgroup.read_text())
-    assert planned_jobs(tmp_path) == {("train", "dataset=translation, model=conv, seed=0"),
+    assert planned(tmp_path) == {("train", "dataset=translation, model=conv, seed=0"),
                                       ("evaluate", "dataset=translation, model=conv, seed=0"),
                                       ("tune_table", ""), ("tune_all", "")}
