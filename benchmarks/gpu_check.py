@@ -51,7 +51,7 @@ import torch  # noqa: E402
 
 from pipeline import config as pipeline_config  # noqa: E402
 from pipeline import datasets, gpus, numerics, runs  # noqa: E402
-from pipeline.catalogue import frame_range, sim_roles  # noqa: E402
+from pipeline.catalogue import SYMMETRY_FAMILIES, frame_range, sim_roles  # noqa: E402
 
 SECTIONS = {"a": "End to end", "b": "Each model: time and memory per batch", "c": "Equivariance in fp32 and tf32",
             "d": "Resume", "e": "Packing", "f": "Cost", "g": "Learning"}
@@ -569,7 +569,7 @@ def final_runs(config: dict) -> list[tuple[str, str, int]]:
     """``(dataset, model, runs)`` of every training job of ``snakemake all``: each family's, level's and external
     dataset's models times the seeds, and the alpha sweep."""
     seeds = len(config["seeds"])
-    out = [(f, m, seeds) for f in ("translation", "rotation", "scaling", *config.get("external", {}))
+    out = [(f, m, seeds) for f in (*SYMMETRY_FAMILIES, *config.get("external", {}))
            for m in config["models"][f]]
     out += [(f"equivariance_{n}", m, seeds) for n in range(config["data"]["equivariance"]["levels"])
             for m in config["models"]["equivariance"]]
@@ -646,7 +646,7 @@ def section_f(ctx, report: Report, budget: Budget) -> list[str]:
     hours = "GPU-hours" if ctx.device.type == "cuda" else f"{ctx.device.type.upper()}-hours"
     dag = {"train": planned.get("train", 0) + planned.get("train_alpha", 0),
            "tune_trial": planned.get("tune_trial", 0)}
-    trials = sum(len(config["tuning"]["models"][f]) for f in ("translation", "rotation", "scaling")) * int(config["tuning"]["trials"])
+    trials = sum(len(config["tuning"]["models"][f]) for f in SYMMETRY_FAMILIES) * int(config["tuning"]["trials"])
     agree = dag["train"] == c["runs"] and dag["tune_trial"] == trials
     note = f"{c['runs']} training runs and {trials} trials; snakemake -n plans {dag['train']} and {dag['tune_trial']}"
     report.add("f", "training runs + evaluations", f"{hours}, at most", c["training_h"], "h",

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import config as pipeline_config  # noqa: E402
 from pipeline import runs, tuning  # noqa: E402
-from pipeline.catalogue import TRAIN, sim_roles  # noqa: E402
+from pipeline.catalogue import SYMMETRY_FAMILIES, TRAIN, sim_roles  # noqa: E402
 from pipeline.models import build  # noqa: E402
 
 
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--tflops", type=float, default=20.0, help="sustained FLOP rate of one GPU, in 10^12 / s")
     parser.add_argument("--overhead-ms", type=float, default=3.0, help="fixed cost of one model call (fwd+bwd)")
     parser.add_argument("--epochs", type=int, help="the trials' budget epochs (default: the config's)")
-    parser.add_argument("--families", nargs="+", default=list(tuning.TUNED_FAMILIES), help="families to estimate")
+    parser.add_argument("--families", nargs="+", default=list(SYMMETRY_FAMILIES), help="families to estimate")
     parser.add_argument("--models", nargs="+", help="models to estimate (default: every tuned one)")
     args = parser.parse_args()
 

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import yaml
 
+from .catalogue import SYMMETRY_FAMILIES as SYMMETRIES
+
 FORMATS = ("zarr", "npy", "pt")
-SYMMETRIES = ("translation", "rotation", "scaling")
 ROLES = ("train", "test_domain")
 SPEC_KEYS = {"symmetry", "roles", "files", "array", "parameters", "first_frame", "time_step", "time_units",
              "cell_size", "length_units", "description"}

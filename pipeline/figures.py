@@ -24,6 +24,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .catalogue import SYMMETRY_FAMILIES  # noqa: E402
 from .display import display_name  # noqa: E402
 from .runs import PERSISTENCE  # noqa: E402
 
@@ -262,7 +263,7 @@ def plot_tuning(df: pd.DataFrame, own: dict | None = None):
     trials as markers, the best so far as a line, the chosen trial ringed. Trial 0 is the config's setting."""
     _require(df, ["dataset", "model", "trial", "status", "chosen", "valid_rmse"], "hyperparameters table")
     done = df[df["status"] == "trained"]
-    datasets = [d for d in ("translation", "rotation", "scaling") if d in set(df["dataset"])]
+    datasets = [d for d in SYMMETRY_FAMILIES if d in set(df["dataset"])]
     fig, axes = plt.subplots(1, len(datasets), figsize=(PAGE, 2.6), sharey=True, squeeze=False,
                              layout="constrained")
     for ax, dataset in zip(axes[0], datasets):

@@ -48,7 +48,6 @@ log = logging.getLogger("pipeline")
 
 KINDS = ("log", "int", "choice")
 BUDGET_KEYS = ("epochs", "patience")  # a trial's training budget: never searched, never carried to the final runs
-TUNED_FAMILIES = ("translation", "rotation", "scaling")
 STATUSES = ("trained", "diverged", "over_budget", "duplicate")
 
 

@@ -18,10 +18,11 @@ import importlib
 import inspect
 from typing import TYPE_CHECKING
 
+from ..catalogue import SYMMETRY_FAMILIES as SYMMETRIES
+
 if TYPE_CHECKING:
     import torch
 
-SYMMETRIES = ("translation", "rotation", "scaling")
 NAMES = {
     "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup", "sbi", "gmcnn"),
     "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr",

@@ -7,11 +7,11 @@ import sys
 sys.path.insert(0, workflow.basedir)
 
 from pipeline import config as pipeline_config
-from pipeline.catalogue import family_shards
+from pipeline.catalogue import SYMMETRY_FAMILIES, family_shards
 
 pipeline_config.validate(config)
 
-FAMILY_DATASETS = ["translation", "rotation", "scaling"]
+FAMILY_DATASETS = list(SYMMETRY_FAMILIES)
 LEVELS = list(range(config["data"]["equivariance"]["levels"]))
 LEVEL_DATASETS = [f"equivariance_{n}" for n in LEVELS]
 # Datasets of your own (config['external'], pipeline/external.py): each a family of its own.
@@ -118,8 +118,7 @@ wildcard_constraints:
 
 # --- hyper-parameter search (workflow/rules/tune.smk) -------------------------------------------------------
 # (dataset, model) pairs searched, whose final runs take the selection's settings (train_params)
-TUNED_FAMILIES = ["translation", "rotation", "scaling"]
-TUNED = [(d, m) for d in TUNED_FAMILIES for m in config["tuning"]["models"][d]]
+TUNED = [(d, m) for d in FAMILY_DATASETS for m in config["tuning"]["models"][d]]
 
 
 def selection_input(wildcards):
