@@ -15,6 +15,8 @@ from typing import Callable, Iterable
 
 import torch
 
+from .runs import CORRELATION_THRESHOLD
+
 
 def rmse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Root mean squared error over all elements."""
@@ -69,7 +71,6 @@ WELL_EPS = 1e-7           # The Well's epsilon (VRMSE denominator, binned spectr
 VECTOR_NRMSE_EPS = 1e-12  # guards ||t|| = 0 in our vector-field nRMSE
 PDEBENCH_BANDS = (4, 12)  # PDEBench's fRMSE: shells [0, 4) low, [4, 12) mid, [12, N/2) high (iLow, iHigh)
 BANDS = ("low", "mid", "high")
-CORRELATION_THRESHOLD = 0.8  # PDEArena's first correlation-time threshold (it logs 0.8, 0.9 and 0.95)
 
 
 def _pair(pred, target, who: str) -> tuple[torch.Tensor, torch.Tensor]:
