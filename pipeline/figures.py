@@ -26,6 +26,7 @@ import pandas as pd  # noqa: E402
 
 from .catalogue import SYMMETRY_FAMILIES  # noqa: E402
 from .display import display_name  # noqa: E402
+from .models import RELAXED  # noqa: E402
 from .runs import CORRELATION_THRESHOLD, PERSISTENCE  # noqa: E402
 
 COLUMN = 3.4   # inches: one column of the ICML two-column layout
@@ -55,8 +56,6 @@ MODEL_STYLES = {
     "ace": ("#a50f15", ">"),
     "gmcnn": ("#fd8d3c", "8"),
 }
-# Models of the paper's method (relaxed weight sharing); fig. 3 shows the best of these against baselines.
-RELAXED = ("rgroup", "rsteer", "rsteer_tr", "rsteer_ts")
 SPLIT_STYLES = {
     "test_future": ("Test-future", "-"),
     "test_domain": ("Test-domain", "--"),
