@@ -163,9 +163,8 @@ def build_model(config: dict, dataset: str, model_name: str):
     from pipeline.models import build
 
     run = runs.train_params(config, dataset, model_name)
-    s, hp = runs.Settings(**run["training"]), dict(run["model"])
-    grid = int(config["data"]["grid"])
-    hp = {**hp, "in_frames": int(run["windows"]["input_length"]), "frame_size": [grid, grid]}
+    s, grid = runs.Settings(**run["training"]), int(config["data"]["grid"])
+    hp = runs.build_arguments(run["model"], run["windows"]["input_length"], (grid, grid))
     torch.manual_seed(0)
     return build(model_name, runs.symmetry_of(dataset), **hp), s, (hp["in_frames"], grid, grid)
 

@@ -38,7 +38,7 @@ from .models import PARAMETER_BUDGET, build, count_parameters, custom
 from .loader import SampleSource
 from .gpus import resolve_device
 from .rollout import Samples, rollout, rollout_mse_per_step, split_rmse
-from .runs import Settings, symmetry_of
+from .runs import Settings, build_arguments, symmetry_of
 
 log = logging.getLogger("pipeline")
 
@@ -233,7 +233,7 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
     """
     run = f"{dataset_name}/{model_name}/seed{seed}" + ("" if alpha is None else f"/alpha{alpha:g}")
     device = resolve_device(device or params["device"])
-    train_cfg, hp, wcfg = Settings(**params["training"]), dict(params["model"]), params["windows"]
+    train_cfg, wcfg = Settings(**params["training"]), params["windows"]
     numerics.configure(train_cfg.precision, train_cfg.deterministic)
     source = SampleSource(store, device, cache_mb)  # in memory when the store fits the cache
     ds = source.dataset
@@ -241,7 +241,7 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
         raise ValueError(f"{run}: {store} holds dataset {ds.attrs.get('dataset')!r}, not {dataset_name!r}")
     train = source.samples(datasets.split_windows(ds, "train", wcfg, train_cfg.out_length))
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, train_cfg.out_length))
-    hp = {**hp, "in_frames": int(wcfg["input_length"]), "frame_size": [int(s) for s in ds.velocity.shape[-2:]]}
+    hp = build_arguments(params["model"], wcfg["input_length"], ds.velocity.shape[-2:])
     symmetry = ds.attrs.get("symmetry") or symmetry_of(dataset_name)  # an external dataset's store says its own
     builder = params.get("builder")  # a model of one's own (config['custom_models']): its module:function
     torch.manual_seed(seed)

@@ -214,10 +214,9 @@ def base_settings(run: dict, budget: dict) -> dict:
 
 def build_hyperparameters(settings: dict, input_length: int, frame_size) -> dict:
     """What ``pipeline.models.build`` receives for ``settings`` (as :func:`pipeline.train.train_run` builds it)."""
-    from .runs import TRAINING_KEYS
+    from .runs import TRAINING_KEYS, build_arguments
 
-    hp = {k: v for k, v in settings.items() if k not in TRAINING_KEYS}
-    return {**hp, "in_frames": int(input_length), "frame_size": [int(s) for s in frame_size]}
+    return build_arguments({k: v for k, v in settings.items() if k not in TRAINING_KEYS}, input_length, frame_size)
 
 
 def draw_trials(run: dict, tuning_cfg: dict, dataset: str, model: str, frame_size, count=None) -> dict:
