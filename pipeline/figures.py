@@ -13,7 +13,6 @@ length unit), so every RMSE and equivariance error of a velocity field is in tho
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -24,6 +23,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import files  # noqa: E402
 from .catalogue import SYMMETRY_FAMILIES  # noqa: E402
 from .display import display_name  # noqa: E402
 from .models import RELAXED  # noqa: E402
@@ -135,11 +135,8 @@ def save(fig, *paths, dpi: int = DPI) -> None:
     ``w * dpi`` by ``h * dpi`` pixels.
     """
     for path in paths:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-        fig.savefig(tmp, dpi=dpi, metadata={"Software": None} if path.suffix == ".png" else None)
-        os.replace(tmp, path)
+        with files.partial(path, keep_suffix=True) as tmp:
+            fig.savefig(tmp, dpi=dpi, metadata={"Software": None} if tmp.suffix == ".png" else None)
     plt.close(fig)
 
 

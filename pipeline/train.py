@@ -21,7 +21,6 @@ which :func:`train_run` takes.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import logging
 import math
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from . import datasets, gpus, numerics
+from . import datasets, files, gpus, numerics
 from .models import PARAMETER_BUDGET, build, count_parameters, custom
 from .loader import SampleSource
 from .gpus import resolve_device
@@ -104,12 +103,6 @@ def _set_rng_states(states: dict, generator: torch.Generator) -> None:
     generator.set_state(states["order"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings, seed: int, run: str,
@@ -189,7 +182,7 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
         state["history"].append({"epoch": epoch, "train_rmse": train_rmse, "valid_rmse": valid_rmse, "lr": lr,
                                  "seconds": time.perf_counter() - start, **model_report(model)})
         if checkpoint:
-            _save_checkpoint(checkpoint, {"fingerprint": fingerprint, "model": model.state_dict(),
+            files.write_torch(checkpoint, {"fingerprint": fingerprint, "model": model.state_dict(),
                                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                           "rng": _rng_states(generator), "loop": state})
         bar.update(1)
@@ -210,13 +203,8 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
 # --- one run of the workflow -------------------------------------------------------------------------------
 
 def write_log(history: list[dict], path: str | os.PathLike, columns=LOG_COLUMNS) -> None:
-    """Rows of dicts to a CSV with ``columns``, written to a ``.partial`` sibling and renamed into place."""
-    tmp = f"{path}.partial"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=columns)
-        w.writeheader()
-        w.writerows(history)
-    os.replace(tmp, path)
+    """Rows of dicts to a CSV with ``columns`` (:func:`pipeline.files.write_csv`)."""
+    files.write_csv(history, path, columns)
 
 
 def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
@@ -264,7 +252,7 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
              "best_epoch": result.best_epoch, "best_valid_rmse": result.best_valid_rmse,
              "epochs_run": result.epochs_run, "versions": datasets.versions(), "gpu": gpus.record(device),
              **({"builder": builder} if builder else {})}
-    _save_checkpoint(out / "model.pt", saved)
+    files.write_torch(out / "model.pt", saved)
     reported = tuple(k for k in (result.history[0] if result.history else {}) if k not in LOG_COLUMNS)
     write_log(result.history, out / "log.csv", LOG_COLUMNS + reported)  # + the model's report() columns
     if not keep_checkpoint:

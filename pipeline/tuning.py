@@ -42,7 +42,7 @@ from pathlib import Path
 
 import yaml
 
-from .files import write_json, write_table, write_text
+from .files import write_json, write_table, write_text, write_torch
 
 log = logging.getLogger("pipeline")
 
@@ -373,7 +373,7 @@ def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, 
                         cache_mb=cache_mb, keep_checkpoint=True)
     except Diverged as e:
         log.warning("%s/%s trial %d diverged in rung %d: %s", dataset, model, trial["trial"], rung["rung"], e)
-        torch.save({"fingerprint": None, "diverged": str(e)}, checkpoint)
+        write_torch({"fingerprint": None, "diverged": str(e)}, checkpoint)
         result.update(status="diverged", valid_rmse=math.inf, best_epoch=None, epochs_run=None,
                       epochs_trained=e.epoch - start_epoch)
     else:
