@@ -5,7 +5,6 @@ family's section and the shared keys), so that a config edit reruns exactly the 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 
@@ -98,11 +97,3 @@ def equivariance_table(stores: list[str], output: str) -> None:
         rows.append((attrs["level"], attrs["dataset"], attrs["data_equivariance_error"]))
     files.write_csv(sorted(rows), output, ["level", "dataset", "data_equivariance_error"])
 
-
-def setup_logging(path: str | None) -> None:
-    """Log to the rule's ``log:`` file (and stderr)."""
-    handlers = [logging.StreamHandler()]
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
