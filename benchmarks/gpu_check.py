@@ -580,12 +580,12 @@ def final_runs(config: dict) -> list[tuple[str, str, int]]:
 
 def search_trial_epochs(config: dict) -> dict[tuple[str, str], int]:
     """Trial-epochs the hyper-parameter search spends on each tuned (dataset, model), at most: the rungs of its
-    successive halving (``pipeline.tuning.rung_schedule``, every trial to its rung's end; patience may stop it
-    earlier), counted by ``pipeline.tuning.trial_epochs``, the one definition the search itself uses."""
-    from pipeline import tuning
+    successive halving (``pipeline.search.rung_schedule``, every trial to its rung's end; patience may stop it
+    earlier), counted by ``pipeline.search.trial_epochs``, the one definition the search itself uses."""
+    from pipeline import search
     from pipeline.catalogue import FAMILIES
 
-    epochs = tuning.trial_epochs(tuning.rung_schedule(config["tuning"]))
+    epochs = search.trial_epochs(search.rung_schedule(config["tuning"]))
     return {(d, m): epochs for d in FAMILIES if d in config["tuning"]["models"] for m in config["tuning"]["models"][d]}
 
 
@@ -617,8 +617,8 @@ def costs(config: dict, timing: dict) -> dict:
         c = run_costs(config, dataset, model, timing)
         training += n * (c["epochs"] * c["epoch"] + c["evaluate"])
         per_100 += n * 100 * c["epoch"]
-    from pipeline import tuning
-    scorings = sum(rung["trials"] for rung in tuning.rung_schedule(config["tuning"]))  # one score per trial and rung
+    from pipeline import search
+    scorings = sum(rung["trials"] for rung in search.rung_schedule(config["tuning"]))  # one score per trial and rung
     for (dataset, model), epochs in search_trial_epochs(config).items():
         if (dataset, model) not in timing:
             missing.add(f"{dataset}/{model}")

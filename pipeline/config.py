@@ -142,7 +142,7 @@ def _check_models(config: dict) -> None:
 
 def _check_tuning(config: dict) -> None:
     """Tuned models are trained ones, and the search space parses (its names exist, its bounds are ordered)."""
-    from .tuning import parse_space
+    from .search import parse_space
 
     for family, models in config["tuning"]["models"].items():
         untrained = sorted(set(models) - set(config["models"][family]))

@@ -52,7 +52,7 @@ import re
 
 import yaml
 
-from pipeline import runs, tuning
+from pipeline import runs, search
 from pipeline.models import custom
 from pipeline.runs import alpha_tag, family_of
 
@@ -135,15 +135,14 @@ def selected_settings(wildcards):
     if (wildcards.dataset, wildcards.model) not in TUNED:
         return {}
     path = checkpoints.tune_select.get(dataset=wildcards.dataset, model=wildcards.model).output[0]
-    with open(path) as fh:
-        return yaml.safe_load(fh)["settings"]
+    return search.read_selection(path)
 
 
 TUNE = "results/tuning/{dataset}/{model}"
 TRIAL = "results/tuning/{dataset}/{model}/rung{rung}/trial{trial}"
 TRIAL_INDICES = list(range(config["tuning"]["trials"]))
-# The rungs of the successive halving (pipeline.tuning.rung_schedule): epochs at each rung's end, trials in it
-RUNGS = tuning.rung_schedule(config["tuning"])
+# The rungs of the successive halving (pipeline.search.rung_schedule): epochs at each rung's end, trials in it
+RUNGS = search.rung_schedule(config["tuning"])
 LAST_RUNG = len(RUNGS) - 1
 TUNING_TABLES = ["results/tables/hyperparameters.csv", "results/figures/tuning.png"] if TUNED else []
 TUNING_OUTPUTS = [f"{TUNE}/best.yaml".format(dataset=d, model=m) for d, m in TUNED] + TUNING_TABLES
@@ -155,10 +154,10 @@ def trials_input(wildcards):
 
 
 def trial_params(wildcards):
-    """What a trial of a rung reads (pipeline.tuning.trial_params): its entry of trials.yaml, as run params."""
+    """What a trial of a rung reads (pipeline.search.trial_params): its entry of trials.yaml, as run params."""
     with open(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0]) as fh:
         trial = yaml.safe_load(fh)["trials"][int(wildcards.trial)]
-    return tuning.trial_params(config, wildcards.dataset, trial, int(wildcards.rung), model=wildcards.model)
+    return search.trial_params(config, wildcards.dataset, trial, int(wildcards.rung), model=wildcards.model)
 
 
 def rung_trials(dataset, model, rung):
@@ -167,7 +166,7 @@ def rung_trials(dataset, model, rung):
     if rung == 0:
         return TRIAL_INDICES
     promoted = checkpoints.tune_promote.get(dataset=dataset, model=model, rung=rung - 1).output[0]
-    return tuning.read_promoted(promoted)
+    return search.read_promoted(promoted)
 
 
 def rung_results(dataset, model, rung):
