@@ -34,9 +34,9 @@ import torch
 
 from . import datasets, files, gpus, numerics
 from .models import PARAMETER_BUDGET, build, count_parameters, custom
-from .loader import SampleSource
+from .loader import Samples, SampleSource
 from .gpus import resolve_device
-from .rollout import Samples, rollout, rollout_mse_per_step, split_rmse
+from .rollout import rollout, rollout_mse_per_step, split_rmse
 from .runs import Settings, build_arguments, symmetry_of
 
 log = logging.getLogger("pipeline")
