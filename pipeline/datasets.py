@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import files, integrity
-from .families import TEST_DOMAIN, TRAIN, equivariance_level_members
+from .catalogue import TEST_DOMAIN, TRAIN, equivariance_level_members
 from .symmetry import rotate
 
 DIMENSIONS = ("sim", "time", "component", "y", "x")
