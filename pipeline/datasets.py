@@ -226,15 +226,6 @@ def load(path: str | os.PathLike) -> Dataset:
     return Dataset(ds.path, np.asarray(ds.velocity[...]), ds.attrs)
 
 
-def open_xarray(path: str | os.PathLike):
-    """The store as a lazy ``xarray.Dataset`` (dask arrays, consolidated metadata)."""
-    import xarray as xr
-
-    if not os.path.isdir(str(path)):
-        raise FileNotFoundError(f"{path}: no dataset store here (expected a zarr directory)")
-    return xr.open_zarr(str(path), consolidated=True)
-
-
 def _statistics(v) -> tuple:
     """Mean, standard deviation and max |v| of each component of a dask velocity array, unevaluated."""
     axes = (0, 1, 3, 4)

@@ -33,10 +33,9 @@ from pathlib import Path
 
 import yaml
 
-from .catalogue import SYMMETRY_FAMILIES as SYMMETRIES
+from .catalogue import SYMMETRY_FAMILIES as SYMMETRIES, TEST_DOMAIN, TRAIN
 
-FORMATS = ("zarr", "npy", "pt")
-ROLES = ("train", "test_domain")
+ROLES = (TRAIN, TEST_DOMAIN)
 SPEC_KEYS = {"symmetry", "roles", "files", "array", "parameters", "first_frame", "time_step", "time_units",
              "cell_size", "length_units", "description"}
 UNITS_KEYS = ("first_frame", "time_step", "time_units", "cell_size", "length_units")

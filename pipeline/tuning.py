@@ -48,8 +48,6 @@ from .search import Dimension, parse_space
 
 log = logging.getLogger("pipeline")
 
-STATUSES = ("trained", "diverged", "over_budget", "duplicate")
-
 
 # --- the search space ----------------------------------------------------------------------------------------
 
