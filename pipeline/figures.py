@@ -50,7 +50,6 @@ MODEL_STYLES = {
     "rgroup": ("#ff7f0e", "D"),
     "rsteer": ("#d62728", "*"),
     "rsteer_tr": ("#2ca02c", "h"),
-    "rsteer_ts": ("#006d2c", "p"),
     "crelax": ("#e6550d", "d"),   # the newer models (docs/newer-models.md)
     "sbi": ("#fdae6b", "<"),
     "ace": ("#a50f15", ">"),

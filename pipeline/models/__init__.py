@@ -26,13 +26,13 @@ if TYPE_CHECKING:
 # The paper's method, relaxed weight sharing: the relaxed C4 models (RGroup and RSteer, whose relaxed layers
 # pipeline.symmetry_breaking measures), then RSteer's variants. Figure 3 shows the best relaxed model.
 RELAXED_C4 = ("rgroup", "rsteer")
-RELAXED = (*RELAXED_C4, "rsteer_tr", "rsteer_ts")
+RELAXED = (*RELAXED_C4, "rsteer_tr")
 NAMES = {
     "translation": ("mlp", "conv", "rpp", "combo", "clcnn", "lift", "rgroup", "sbi", "gmcnn"),
     "rotation": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_tr",
                  "crelax", "sbi", "ace", "gmcnn"),
-    "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts",
-                "crelax", "sbi", "ace", "gmcnn"),
+    "scaling": ("mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "crelax", "sbi", "ace",
+                "gmcnn"),
 }
 
 
