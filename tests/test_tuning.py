@@ -309,7 +309,7 @@ def test_dag_time_tuning_code_imports_without_numpy_or_torch():
     from test_runs import NOT_STDLIB, run_blocked
 
     done = run_blocked(NOT_STDLIB, """
-        from pipeline import config, tuning
+        from pipeline import config, search, tuning
         cfg = config.validate(config.load("config.yaml"))
         assert [d.name for d in search.parse_space(cfg["tuning"]["space"])][:2] == ["lr", "batch"]
         trial = {"trial": 3, "draw": 2, "parameters": 10, "tuned": {"lr": 0.01},
