@@ -182,9 +182,9 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
         state["history"].append({"epoch": epoch, "train_rmse": train_rmse, "valid_rmse": valid_rmse, "lr": lr,
                                  "seconds": time.perf_counter() - start, **model_report(model)})
         if checkpoint:
-            files.write_torch({"fingerprint": fingerprint, "model": model.state_dict(),
-                               "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                               "rng": _rng_states(generator), "loop": state}, checkpoint)
+            _save_checkpoint(checkpoint, {"fingerprint": fingerprint, "model": model.state_dict(),
+                                          "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                          "rng": _rng_states(generator), "loop": state})
         bar.update(1)
         bar.set_postfix(train=f"{train_rmse:.4f}", valid=f"{valid_rmse:.4f}",
                         best=f"{state['best_valid_rmse']:.4f}@{state['best_epoch']}")
@@ -198,6 +198,11 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
         log.info("%s: early stop after epoch %d (best %d)", run, state["epoch"], state["best_epoch"])
     return FitResult(copy.deepcopy(state["best_state"]), state["best_epoch"], state["best_valid_rmse"],
                      state["epoch"], state["history"])
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """A checkpoint or ``model.pt``, whole or not at all (a test stops a run here, as a kill would)."""
+    files.write_torch(state, path)
 
 
 # --- one run of the workflow -------------------------------------------------------------------------------
@@ -252,7 +257,7 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
              "best_epoch": result.best_epoch, "best_valid_rmse": result.best_valid_rmse,
              "epochs_run": result.epochs_run, "versions": datasets.versions(), "gpu": gpus.record(device),
              **({"builder": builder} if builder else {})}
-    files.write_torch(saved, out / "model.pt")
+    _save_checkpoint(out / "model.pt", saved)
     reported = tuple(k for k in (result.history[0] if result.history else {}) if k not in LOG_COLUMNS)
     write_log(result.history, out / "log.csv", LOG_COLUMNS + reported)  # + the model's report() columns
     if not keep_checkpoint:
