@@ -19,7 +19,7 @@ from .models import count_parameters
 from .loader import Samples, SampleSource
 from .gpus import resolve_device
 from .rollout import load_model, rollout, split_rmse
-from .runs import PERSISTENCE
+from .runs import CORRELATION_THRESHOLD, PERSISTENCE
 from .train import model_report
 
 log = logging.getLogger("pipeline")
@@ -29,7 +29,7 @@ TEST_SPLITS = ("test_future", "test_domain")
 
 @torch.no_grad()
 def split_scores(model: torch.nn.Module, samples: Samples, batch: int, prefix: str, steps: int | None = None,
-                 threshold: float = metrics.CORRELATION_THRESHOLD) -> dict:
+                 threshold: float = CORRELATION_THRESHOLD) -> dict:
     """Every metric of a split from one rollout of its samples, as ``{prefix}_{name}`` entries: the RMSE (overall
     and per step, as :func:`split_rmse`) and the benchmark metrics of :func:`pipeline.metrics.summarise_rollout`
     (every name of :data:`pipeline.metrics.PER_STEP_METRICS` per step and over the rollout, the correlation time).

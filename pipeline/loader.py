@@ -90,7 +90,7 @@ class ChunkCache:
 
 
 class StoreSamples(Samples):
-    """The windows of one split read through a :class:`ChunkCache`: ``rollout.Samples`` (``len``,
+    """The windows of one split read through a :class:`ChunkCache`: :class:`Samples` (``len``,
     ``get(idx) -> (inputs, targets)`` on ``device``, ``batches(size)``) with the frames read from the cache."""
 
     def __init__(self, cache: ChunkCache, windows: datasets.Windows, device):
