@@ -456,7 +456,8 @@ def predictions_figure(dataset: str, store: str, windows: dict, table1: str, run
 # --- correlation over the rollout ----------------------------------------------------------------------------
 
 @_styled
-def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = CORRELATION_THRESHOLD, own: dict | None = None):
+def plot_correlation(df: pd.DataFrame, dataset: str, threshold: float = CORRELATION_THRESHOLD,
+                     own: dict | None = None):
     """Per-step Pearson correlation of ``dataset``'s test rollouts (the long metrics table), one panel per test
     split, one line (mean, band +- std over seeds) per model; dotted: the correlation-time threshold. The legend
     gives each model's correlation time (PDEArena's: the steps strictly above the threshold,
@@ -580,8 +581,8 @@ def heat_figure(output: str, heat: dict, dpi: int = DPI) -> None:
     save(plot_heat(simulate(**heat)), output, dpi=dpi)
 
 
-def correlation_figure(table: str, dataset: str, output: str, threshold: float = CORRELATION_THRESHOLD, dpi: int = DPI,
-                       own: dict | None = None) -> None:
+def correlation_figure(table: str, dataset: str, output: str, threshold: float = CORRELATION_THRESHOLD,
+                       dpi: int = DPI, own: dict | None = None) -> None:
     save(plot_correlation(pd.read_csv(table), dataset, threshold, own), output, dpi=dpi)
 
 

@@ -222,8 +222,8 @@ def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, 
               cache_mb: float | None = None, previous: str | None = None) -> dict:
     """Train one trial to the end of its rung (``params``: ``pipeline.search.trial_params``) and write its
     ``result.json`` (score, size, epochs, time) and ``checkpoint.pt`` in ``out_dir``. ``cache_mb``: the memory for
-    the velocity read, as for a training run. ``previous``: the trial's ``result.json`` of the rung before; the training then
-    resumes from the ``checkpoint.pt`` beside it (copied, so that the earlier rung's files stay whole).
+    the velocity read, as for a training run. ``previous``: the trial's ``result.json`` of the rung before; the
+    training then resumes from the ``checkpoint.pt`` beside it (copied, so that the earlier rung's files stay whole).
 
     A trial whose training diverges (non-finite loss, common at the largest learning rates) is recorded as
     ``diverged`` with an infinite score instead of failing the workflow (its checkpoint holds no training state:
