@@ -608,7 +608,7 @@ def run_costs(config: dict, dataset: str, model: str, timing: dict) -> dict:
 def costs(config: dict, timing: dict) -> dict:
     """GPU-hours of the training runs (every epoch up to ``epochs``, and their evaluations) and of the search
     (:func:`search_trial_epochs`, and each trial's validation score); pairs (b) did not time are listed."""
-    training = search = per_100 = 0.0
+    training = searching = per_100 = 0.0
     missing = set()
     for dataset, model, n in final_runs(config):
         if (runs.family_of(dataset, config), model) not in timing:  # (b) times the paper's datasets only
@@ -624,8 +624,8 @@ def costs(config: dict, timing: dict) -> dict:
             missing.add(f"{dataset}/{model}")
             continue
         c = run_costs(config, dataset, model, timing)
-        search += epochs * c["epoch"] + scorings * c["score"]
-    return {"training_h": training / 3600, "search_h": search / 3600, "per_100_epochs_h": per_100 / 3600,
+        searching += epochs * c["epoch"] + scorings * c["score"]
+    return {"training_h": training / 3600, "search_h": searching / 3600, "per_100_epochs_h": per_100 / 3600,
             "missing": sorted(missing),
             "trial_epochs": sum(search_trial_epochs(config).values()),
             "runs": sum(n for *_, n in final_runs(config))}
