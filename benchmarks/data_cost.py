@@ -13,7 +13,8 @@ import warnings
 import torch
 import yaml
 
-from pipeline.families import FAMILIES, family_sims, shard_indices
+from pipeline.catalogue import FAMILIES, shard_indices
+from pipeline.families import family_sims
 from pipeline.simulate import simulate
 
 

@@ -51,7 +51,7 @@ import torch  # noqa: E402
 
 from pipeline import config as pipeline_config  # noqa: E402
 from pipeline import datasets, gpus, numerics, runs  # noqa: E402
-from pipeline.catalogue import frame_range, sim_roles  # noqa: E402
+from pipeline.catalogue import SYMMETRY_FAMILIES, frame_range, sim_roles  # noqa: E402
 
 SECTIONS = {"a": "End to end", "b": "Each model: time and memory per batch", "c": "Equivariance in fp32 and tf32",
             "d": "Resume", "e": "Packing", "f": "Cost", "g": "Learning"}
@@ -163,9 +163,8 @@ def build_model(config: dict, dataset: str, model_name: str):
     from pipeline.models import build
 
     run = runs.train_params(config, dataset, model_name)
-    s, hp = runs.Settings(**run["training"]), dict(run["model"])
-    grid = int(config["data"]["grid"])
-    hp = {**hp, "in_frames": int(run["windows"]["input_length"]), "frame_size": [grid, grid]}
+    s, grid = runs.Settings(**run["training"]), int(config["data"]["grid"])
+    hp = runs.build_arguments(run["model"], run["windows"]["input_length"], (grid, grid))
     torch.manual_seed(0)
     return build(model_name, runs.symmetry_of(dataset), **hp), s, (hp["in_frames"], grid, grid)
 
@@ -569,7 +568,7 @@ def final_runs(config: dict) -> list[tuple[str, str, int]]:
     """``(dataset, model, runs)`` of every training job of ``snakemake all``: each family's, level's and external
     dataset's models times the seeds, and the alpha sweep."""
     seeds = len(config["seeds"])
-    out = [(f, m, seeds) for f in ("translation", "rotation", "scaling", *config.get("external", {}))
+    out = [(f, m, seeds) for f in (*SYMMETRY_FAMILIES, *config.get("external", {}))
            for m in config["models"][f]]
     out += [(f"equivariance_{n}", m, seeds) for n in range(config["data"]["equivariance"]["levels"])
             for m in config["models"]["equivariance"]]
@@ -581,12 +580,12 @@ def final_runs(config: dict) -> list[tuple[str, str, int]]:
 
 def search_trial_epochs(config: dict) -> dict[tuple[str, str], int]:
     """Trial-epochs the hyper-parameter search spends on each tuned (dataset, model), at most: the rungs of its
-    successive halving (``pipeline.tuning.rung_schedule``, every trial to its rung's end; patience may stop it
-    earlier), counted by ``pipeline.tuning.trial_epochs``, the one definition the search itself uses."""
-    from pipeline import tuning
+    successive halving (``pipeline.search.rung_schedule``, every trial to its rung's end; patience may stop it
+    earlier), counted by ``pipeline.search.trial_epochs``, the one definition the search itself uses."""
+    from pipeline import search
     from pipeline.catalogue import FAMILIES
 
-    epochs = tuning.trial_epochs(tuning.rung_schedule(config["tuning"]))
+    epochs = search.trial_epochs(search.rung_schedule(config["tuning"]))
     return {(d, m): epochs for d in FAMILIES if d in config["tuning"]["models"] for m in config["tuning"]["models"][d]}
 
 
@@ -609,7 +608,7 @@ def run_costs(config: dict, dataset: str, model: str, timing: dict) -> dict:
 def costs(config: dict, timing: dict) -> dict:
     """GPU-hours of the training runs (every epoch up to ``epochs``, and their evaluations) and of the search
     (:func:`search_trial_epochs`, and each trial's validation score); pairs (b) did not time are listed."""
-    training = search = per_100 = 0.0
+    training = searching = per_100 = 0.0
     missing = set()
     for dataset, model, n in final_runs(config):
         if (runs.family_of(dataset, config), model) not in timing:  # (b) times the paper's datasets only
@@ -618,15 +617,15 @@ def costs(config: dict, timing: dict) -> dict:
         c = run_costs(config, dataset, model, timing)
         training += n * (c["epochs"] * c["epoch"] + c["evaluate"])
         per_100 += n * 100 * c["epoch"]
-    from pipeline import tuning
-    scorings = sum(rung["trials"] for rung in tuning.rung_schedule(config["tuning"]))  # one score per trial and rung
+    from pipeline import search
+    scorings = sum(rung["trials"] for rung in search.rung_schedule(config["tuning"]))  # one score per trial and rung
     for (dataset, model), epochs in search_trial_epochs(config).items():
         if (dataset, model) not in timing:
             missing.add(f"{dataset}/{model}")
             continue
         c = run_costs(config, dataset, model, timing)
-        search += epochs * c["epoch"] + scorings * c["score"]
-    return {"training_h": training / 3600, "search_h": search / 3600, "per_100_epochs_h": per_100 / 3600,
+        searching += epochs * c["epoch"] + scorings * c["score"]
+    return {"training_h": training / 3600, "search_h": searching / 3600, "per_100_epochs_h": per_100 / 3600,
             "missing": sorted(missing),
             "trial_epochs": sum(search_trial_epochs(config).values()),
             "runs": sum(n for *_, n in final_runs(config))}
@@ -646,7 +645,7 @@ def section_f(ctx, report: Report, budget: Budget) -> list[str]:
     hours = "GPU-hours" if ctx.device.type == "cuda" else f"{ctx.device.type.upper()}-hours"
     dag = {"train": planned.get("train", 0) + planned.get("train_alpha", 0),
            "tune_trial": planned.get("tune_trial", 0)}
-    trials = sum(len(config["tuning"]["models"][f]) for f in ("translation", "rotation", "scaling")) * int(config["tuning"]["trials"])
+    trials = sum(len(config["tuning"]["models"][f]) for f in SYMMETRY_FAMILIES) * int(config["tuning"]["trials"])
     agree = dag["train"] == c["runs"] and dag["tune_trial"] == trials
     note = f"{c['runs']} training runs and {trials} trials; snakemake -n plans {dag['train']} and {dag['tune_trial']}"
     report.add("f", "training runs + evaluations", f"{hours}, at most", c["training_h"], "h",

@@ -68,7 +68,8 @@ def run(store: str, way: str, cache_mb: float, batch: int, batches: int, config:
     import yaml
 
     from pipeline import datasets
-    from pipeline.rollout import Samples, frames_tensor
+    from pipeline.loader import Samples
+    from pipeline.rollout import frames_tensor
     from pipeline.loader import SampleSource
 
     torch.set_num_threads(1)

@@ -11,7 +11,7 @@ quadratic in ``hidden``, checked on the fourth width). One epoch of a trial cost
       + F x validation windows x out_length  (early-stopping check) ] / sustained FLOP rate
     + model calls per epoch x overhead  (kernel launches and Python, which dominate the small models)
 
-and the search trains the rungs of ``tuning.halving`` (pipeline.tuning.rung_schedule): every trial the first rung's
+and the search trains the rungs of ``tuning.halving`` (pipeline.search.rung_schedule): every trial the first rung's
 epochs, then ``trials`` of each later rung the epochs from the rung before to its own end. Which trials go on is
 known only after training, so three totals are printed: without halving (every trial the full budget, what
 ``halving: {rungs: 1}`` costs), with halving if the promoted trials cost what the model's trials cost on average
@@ -32,8 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline import config as pipeline_config  # noqa: E402
-from pipeline import runs, tuning  # noqa: E402
-from pipeline.catalogue import TRAIN, sim_roles  # noqa: E402
+from pipeline import runs, search, tuning  # noqa: E402
+from pipeline.catalogue import SYMMETRY_FAMILIES, TRAIN, sim_roles  # noqa: E402
 from pipeline.models import build  # noqa: E402
 
 
@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--tflops", type=float, default=20.0, help="sustained FLOP rate of one GPU, in 10^12 / s")
     parser.add_argument("--overhead-ms", type=float, default=3.0, help="fixed cost of one model call (fwd+bwd)")
     parser.add_argument("--epochs", type=int, help="the trials' budget epochs (default: the config's)")
-    parser.add_argument("--families", nargs="+", default=list(tuning.TUNED_FAMILIES), help="families to estimate")
+    parser.add_argument("--families", nargs="+", default=list(SYMMETRY_FAMILIES), help="families to estimate")
     parser.add_argument("--models", nargs="+", help="models to estimate (default: every tuned one)")
     args = parser.parse_args()
 
@@ -90,11 +90,11 @@ def main() -> None:
     pipeline_config.validate(cfg)
     grid = cfg["data"]["grid"]
     epochs = cfg["tuning"]["budget"]["epochs"]
-    rungs = tuning.rung_schedule(cfg["tuning"])
+    rungs = search.rung_schedule(cfg["tuning"])
     cache: dict = {}
     totals, t0 = [0.0, 0.0, 0.0], time.perf_counter()
     print("rungs (epochs at the end x trials): " + ", ".join(f"{r['epochs']} x {r['trials']}" for r in rungs)
-          + f"; {tuning.trial_epochs(rungs)} trial-epochs per model with halving, "
+          + f"; {search.trial_epochs(rungs)} trial-epochs per model with halving, "
           f"{cfg['tuning']['trials'] * epochs} without")
     print(f"{'dataset':12} {'model':8} trials rejected  mean GFLOP/fwd  GPU-hours: no halving  halving  bound")
     for family in args.families:
@@ -122,7 +122,7 @@ def main() -> None:
                          + -(-n_valid // run["eval_batch"]) * s["out_length"])
                 per_epoch.append(flop / (args.tflops * 1e12) + calls * args.overhead_ms / 1e3)
             full = sum(per_epoch) * epochs
-            mean = sum(per_epoch) / len(per_epoch) * tuning.trial_epochs(rungs)
+            mean = sum(per_epoch) / len(per_epoch) * search.trial_epochs(rungs)
             dearest, bound, done = sorted(per_epoch, reverse=True), 0.0, 0
             for rung in rungs:
                 bound += sum(dearest[:rung["trials"]]) * (rung["epochs"] - done)

@@ -5,7 +5,9 @@ these same sims.
 """
 from __future__ import annotations
 
-FAMILIES = ("translation", "rotation", "scaling", "equivariance")
+# The three symmetry families (each a model family and a dataset with test splits), then the equivariance levels.
+SYMMETRY_FAMILIES = ("translation", "rotation", "scaling")
+FAMILIES = (*SYMMETRY_FAMILIES, "equivariance")
 TRAIN, TEST_DOMAIN = "train", "test_domain"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from . import external
-from .catalogue import FAMILIES, TEST_DOMAIN, TRAIN, frame_range, sim_keys, sim_roles, task_key
+from .catalogue import FAMILIES, SYMMETRY_FAMILIES, TEST_DOMAIN, TRAIN, frame_range, sim_keys, sim_roles, task_key
 from .models import custom, names
 from .runs import selection_starts, symmetry_of
 
@@ -77,7 +77,7 @@ def validate(config: dict) -> dict:
 
 def _check_semantics(config: dict) -> None:
     data = config["data"]
-    for family in ("translation", "rotation", "scaling", "equivariance"):
+    for family in FAMILIES:
         cfg = data[family]
         first, last = frame_range(cfg)
         if not first < last <= cfg["steps"]:
@@ -98,7 +98,7 @@ def _check_semantics(config: dict) -> None:
             if need > last - first:
                 raise ConfigError(f"config['windows'][{family!r}][{split!r}]: window starts up to {hi - 1} need "
                                   f"{need} frames but {family} stores {last - first} (first_frame..last frame)")
-    for family in ("translation", "rotation", "scaling"):
+    for family in SYMMETRY_FAMILIES:
         keys = {task_key(family, i, key) for i, key in enumerate(sim_keys(family, data))}
         for i, task in enumerate(data[family]["test_domain"]):
             key = tuple(task) if isinstance(task, list) else task
@@ -159,7 +159,7 @@ def _check_models(config: dict) -> None:
 
 def _check_tuning(config: dict) -> None:
     """Tuned models are trained ones, and the search space parses (its names exist, its bounds are ordered)."""
-    from .tuning import parse_space
+    from .search import parse_space
 
     for family, models in config["tuning"]["models"].items():
         untrained = sorted(set(models) - set(config["models"][family]))

@@ -30,7 +30,6 @@ and the following ``out_length`` frames as targets. The window starts of each sp
 from __future__ import annotations
 
 import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -39,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import integrity
+from . import files, integrity
 from .catalogue import TEST_DOMAIN, TRAIN, equivariance_level_members
 from .symmetry import rotate
 
@@ -159,9 +158,7 @@ def write_store(path: str | os.PathLike, velocity, attrs: dict, chunk_frames: in
     coords = coordinates(velocity.shape, attrs)
     chunks = (1, min(chunk_frames, velocity.shape[1]), 2, *velocity.shape[-2:])
     v = da.asarray(velocity).astype(np.float32).rechunk(chunks)
-    tmp = path.with_name(path.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with files.partial(path) as tmp:
         group = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         array = group.create_array("velocity", shape=v.shape, dtype="float32", chunks=chunks,
                                    dimension_names=DIMENSIONS, config=_EVERY_CHUNK,
@@ -181,10 +178,6 @@ def write_store(path: str | os.PathLike, velocity, attrs: dict, chunk_frames: in
         with warnings.catch_warnings():  # consolidated metadata is zarr-python's (and xarray's) extension to v3
             warnings.simplefilter("ignore", category=UserWarning)
             zarr.consolidate_metadata(str(tmp))
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass
@@ -231,15 +224,6 @@ def load(path: str | os.PathLike) -> Dataset:
     """Read a whole store into memory (one read; slicing numpy is far faster than reading windows)."""
     ds = open_store(path)
     return Dataset(ds.path, np.asarray(ds.velocity[...]), ds.attrs)
-
-
-def open_xarray(path: str | os.PathLike):
-    """The store as a lazy ``xarray.Dataset`` (dask arrays, consolidated metadata)."""
-    import xarray as xr
-
-    if not os.path.isdir(str(path)):
-        raise FileNotFoundError(f"{path}: no dataset store here (expected a zarr directory)")
-    return xr.open_zarr(str(path), consolidated=True)
 
 
 def _statistics(v) -> tuple:

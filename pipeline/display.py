@@ -19,7 +19,6 @@ NAMES = {
     "rgroup": "RGroup",
     "rsteer": "RSteer",
     "rsteer_tr": "RSteer-TR",
-    "rsteer_ts": "RSteer-TS",
     "crelax": "CRelax",  # the newer models (docs/newer-models.md)
     "sbi": "SBI",
     "ace": "ACE",

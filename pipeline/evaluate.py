@@ -16,9 +16,9 @@ import torch
 from . import datasets, gpus, metrics, numerics
 from .files import write_json
 from .models import count_parameters
-from .loader import SampleSource
+from .loader import Samples, SampleSource
 from .gpus import resolve_device
-from .rollout import Samples, load_model, rollout, split_rmse
+from .rollout import load_model, rollout, split_rmse
 from .runs import PERSISTENCE
 from .train import model_report
 

@@ -33,9 +33,9 @@ from pathlib import Path
 
 import yaml
 
-FORMATS = ("zarr", "npy", "pt")
-SYMMETRIES = ("translation", "rotation", "scaling")
-ROLES = ("train", "test_domain")
+from .catalogue import SYMMETRY_FAMILIES as SYMMETRIES, TEST_DOMAIN, TRAIN
+
+ROLES = (TRAIN, TEST_DOMAIN)
 SPEC_KEYS = {"symmetry", "roles", "files", "array", "parameters", "first_frame", "time_step", "time_units",
              "cell_size", "length_units", "description"}
 UNITS_KEYS = ("first_frame", "time_step", "time_units", "cell_size", "length_units")

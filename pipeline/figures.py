@@ -13,7 +13,6 @@ length unit), so every RMSE and equivariance error of a velocity field is in tho
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -24,7 +23,10 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from . import files  # noqa: E402
+from .catalogue import SYMMETRY_FAMILIES  # noqa: E402
 from .display import display_name  # noqa: E402
+from .models import RELAXED  # noqa: E402
 from .runs import CORRELATION_THRESHOLDS, PERSISTENCE  # noqa: E402
 
 COLUMN = 3.4   # inches: one column of the ICML two-column layout
@@ -48,14 +50,11 @@ MODEL_STYLES = {
     "rgroup": ("#ff7f0e", "D"),
     "rsteer": ("#d62728", "*"),
     "rsteer_tr": ("#2ca02c", "h"),
-    "rsteer_ts": ("#006d2c", "p"),
     "crelax": ("#e6550d", "d"),   # the newer models (docs/newer-models.md)
     "sbi": ("#fdae6b", "<"),
     "ace": ("#a50f15", ">"),
     "gmcnn": ("#fd8d3c", "8"),
 }
-# Models of the paper's method (relaxed weight sharing); fig. 3 shows the best of these against baselines.
-RELAXED = ("rgroup", "rsteer", "rsteer_tr", "rsteer_ts")
 SPLIT_STYLES = {
     "test_future": ("Test-future", "-"),
     "test_domain": ("Test-domain", "--"),
@@ -135,11 +134,8 @@ def save(fig, *paths, dpi: int = DPI) -> None:
     ``w * dpi`` by ``h * dpi`` pixels.
     """
     for path in paths:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-        fig.savefig(tmp, dpi=dpi, metadata={"Software": None} if path.suffix == ".png" else None)
-        os.replace(tmp, path)
+        with files.partial(path, keep_suffix=True) as tmp:
+            fig.savefig(tmp, dpi=dpi, metadata={"Software": None} if tmp.suffix == ".png" else None)
     plt.close(fig)
 
 
@@ -262,7 +258,7 @@ def plot_tuning(df: pd.DataFrame, own: dict | None = None):
     trials as markers, the best so far as a line, the chosen trial ringed. Trial 0 is the config's setting."""
     _require(df, ["dataset", "model", "trial", "status", "chosen", "valid_rmse"], "hyperparameters table")
     done = df[df["status"] == "trained"]
-    datasets = [d for d in ("translation", "rotation", "scaling") if d in set(df["dataset"])]
+    datasets = [d for d in SYMMETRY_FAMILIES if d in set(df["dataset"])]
     fig, axes = plt.subplots(1, len(datasets), figsize=(PAGE, 2.6), sharey=True, squeeze=False,
                              layout="constrained")
     for ax, dataset in zip(axes[0], datasets):

@@ -4,14 +4,11 @@
 family's section and the shared keys), so that a config edit reruns exactly the data it changes."""
 from __future__ import annotations
 
-import csv
 import logging
-import os
-from pathlib import Path
 
 import numpy as np
 
-from . import datasets
+from . import datasets, files
 from .catalogue import equivariance_base_indices, frame_range, shard_indices
 from .families import family_sims, simulate_shard
 
@@ -27,9 +24,8 @@ def run_simulation_shard(family: str, shard: int, data: dict, output: str, threa
         raise ValueError(f"{family}: shard {shard} does not exist (0..{len(shards) - 1})")
     log.info("%s shard %d: sims %s", family, shard, shards[shard])
     frames = simulate_shard(family, data, shards[shard])
-    tmp = f"{output}.partial.npy"
-    np.save(tmp, frames)
-    os.replace(tmp, output)
+    with files.partial(output, keep_suffix=True) as tmp:
+        np.save(tmp, frames)
     log.info("wrote %s %s", output, frames.shape)
 
 
@@ -99,18 +95,5 @@ def equivariance_table(stores: list[str], output: str) -> None:
     for path in stores:
         attrs = zarr.open_group(path, mode="r").attrs
         rows.append((attrs["level"], attrs["dataset"], attrs["data_equivariance_error"]))
-    tmp = f"{output}.partial"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["level", "dataset", "data_equivariance_error"])
-        w.writerows(sorted(rows))
-    os.replace(tmp, output)
+    files.write_csv(sorted(rows), output, ["level", "dataset", "data_equivariance_error"])
 
-
-def setup_logging(path: str | None) -> None:
-    """Log to the rule's ``log:`` file (and stderr)."""
-    handlers = [logging.StreamHandler()]
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)

@@ -3,7 +3,7 @@
 :class:`SampleSource` opens a store once per job and hands out the samples of each split:
 
 * when the whole velocity array fits in ``cache_mb`` (the paper's stores do: at most ~400 MB), or no cache is
-  given, it is read once into one tensor on the device and every split indexes it (``pipeline.rollout.Samples``:
+  given, it is read once into one tensor on the device and every split indexes it (:class:`Samples`:
   the fastest way, unchanged);
 * otherwise :class:`StoreSamples` assembles each batch from the store's chunks (one sim by ``chunk_frames``
   frames) through :class:`ChunkCache`, a least-recently-used cache of decoded chunks holding at most
@@ -48,11 +48,37 @@ import numpy as np
 import torch
 
 from . import datasets
-from .rollout import Samples
 
 MB = 2 ** 20
 SCRATCH_FREE_MARGIN = 256 * MB  # left free on the scratch disk beyond the copy
 log = logging.getLogger("pipeline")
+
+
+class Samples:
+    """The windows of one split, gathered from the in-memory velocity tensor by indexing (no store reads).
+
+    ``frames`` is the whole dataset ``(sims, frames, 2, H, W)`` as one tensor (on the training device), shared
+    by every split; ``get(idx)`` returns inputs ``(B, L, 2, H, W)`` and targets ``(B, out_length, 2, H, W)``.
+    """
+
+    def __init__(self, frames: torch.Tensor, windows: datasets.Windows):
+        self.frames, self.windows = frames, windows
+        self.sim, self.first = (torch.from_numpy(a).to(frames.device) for a in windows.first_frames())
+        self.input_length, self.out_length = windows.input_length, windows.out_length
+        self._span = torch.arange(self.input_length + self.out_length, device=frames.device)
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def get(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = idx.to(self.frames.device)
+        w = self.frames[self.sim[idx, None], self.first[idx, None] + self._span]
+        return w[:, :self.input_length], w[:, self.input_length:]
+
+    def batches(self, size: int):
+        """Every sample once, in order, ``size`` at a time."""
+        for lo in range(0, len(self), size):
+            yield self.get(torch.arange(lo, min(lo + size, len(self))))
 
 
 class ChunkCache:
@@ -211,7 +237,7 @@ def store_key(store: str | os.PathLike) -> str:
 
 class StoreSamples(Samples):
     """The windows of one split read through a frame reader (a :class:`ChunkCache` or a :class:`ScratchCopy`):
-    ``rollout.Samples`` (``len``, ``get(idx) -> (inputs, targets)`` on ``device``, ``batches(size)``)."""
+    a :class:`Samples` (``len``, ``get(idx) -> (inputs, targets)`` on ``device``, ``batches(size)``)."""
 
     def __init__(self, cache: ChunkCache | ScratchCopy, windows: datasets.Windows, device):
         self.cache, self.windows, self.device = cache, windows, torch.device(device)

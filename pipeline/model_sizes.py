@@ -17,7 +17,7 @@ import time
 import torch
 
 from .models import PARAMETER_BUDGET, build, count_parameters
-from .runs import Settings, family_of, symmetry_of
+from .runs import Settings, build_arguments, family_of, symmetry_of
 from .train import write_log
 
 log = logging.getLogger("pipeline")
@@ -74,8 +74,8 @@ def time_forward_backward(model: torch.nn.Module, x: torch.Tensor, warmup: int =
 def model_row(run: dict, dataset: str, model_name: str, grid: int, repeat: int = 3) -> dict:
     """The row of ``models.csv`` for one model at the settings it trains with on ``dataset``; ``run`` is the
     run's ``pipeline.runs.train_params``."""
-    train_cfg, hp = Settings(**run["training"]), dict(run["model"])
-    hp = {**hp, "in_frames": int(run["windows"]["input_length"]), "frame_size": [grid, grid]}
+    train_cfg = Settings(**run["training"])
+    hp = build_arguments(run["model"], run["windows"]["input_length"], (grid, grid))
     torch.manual_seed(0)
     model = build(model_name, symmetry_of(dataset), run.get("builder"), **hp)
     x = torch.randn(train_cfg.batch, hp["in_frames"], 2, grid, grid)

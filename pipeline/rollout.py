@@ -1,6 +1,6 @@
-"""Running a model on a dataset, shared by training, evaluation and the figures: the in-memory sample windows,
-the autoregressive rollout and its per-step errors, and the trained model rebuilt from its file (the device a job
-computes on is chosen by ``pipeline.gpus``).
+"""Running a model on a dataset, shared by training, evaluation and the figures: the velocity as one tensor (its
+windows are ``pipeline.loader.Samples``), the autoregressive rollout and its per-step errors, and the trained
+model rebuilt from its file (the device a job computes on is chosen by ``pipeline.gpus``).
 
 A model maps ``(B, L, 2, H, W)`` input frames to the next frame; :func:`rollout` feeds each prediction back
 as the newest input frame. RMSE of a split (PROTOCOL.md) is over every rolled-out step, sample, component and
@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import datasets, metrics
+from .loader import Samples
 from .models import build
 
 
@@ -33,33 +34,6 @@ def rollout(model: torch.nn.Module, inputs: torch.Tensor, steps: int) -> torch.T
         preds.append(y)
         x = torch.cat((x[:, 1:], y[:, None]), dim=1)
     return torch.stack(preds, dim=1)
-
-
-class Samples:
-    """The windows of one split, gathered from the in-memory velocity tensor by indexing (no store reads).
-
-    ``frames`` is the whole dataset ``(sims, frames, 2, H, W)`` as one tensor (on the training device), shared
-    by every split; ``get(idx)`` returns inputs ``(B, L, 2, H, W)`` and targets ``(B, out_length, 2, H, W)``.
-    """
-
-    def __init__(self, frames: torch.Tensor, windows: datasets.Windows):
-        self.frames, self.windows = frames, windows
-        self.sim, self.first = (torch.from_numpy(a).to(frames.device) for a in windows.first_frames())
-        self.input_length, self.out_length = windows.input_length, windows.out_length
-        self._span = torch.arange(self.input_length + self.out_length, device=frames.device)
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def get(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = idx.to(self.frames.device)
-        w = self.frames[self.sim[idx, None], self.first[idx, None] + self._span]
-        return w[:, :self.input_length], w[:, self.input_length:]
-
-    def batches(self, size: int):
-        """Every sample once, in order, ``size`` at a time."""
-        for lo in range(0, len(self), size):
-            yield self.get(torch.arange(lo, min(lo + size, len(self))))
 
 
 def frames_tensor(dataset: datasets.Dataset, device) -> torch.Tensor:

@@ -44,6 +44,12 @@ def family_of(dataset: str, config: dict | None = None) -> str:
     return family
 
 
+def build_arguments(hyperparameters: dict, input_length, frame_size) -> dict:
+    """The keyword arguments of ``pipeline.models.build`` for a run whose model hyper-parameters are
+    ``hyperparameters`` (``train_params(...)["model"]``): those, with the input frames and the ``(H, W)`` frame size."""
+    return {**hyperparameters, "in_frames": int(input_length), "frame_size": [int(s) for s in frame_size]}
+
+
 def symmetry_of(dataset: str, config: dict | None = None) -> str:
     """The symmetry whose models a dataset trains: the equivariance levels are C4 (rotation) data; an external
     dataset's spec says its own."""

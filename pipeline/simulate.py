@@ -219,7 +219,3 @@ def _stack_faces(vx: np.ndarray, vy: np.ndarray, sims):
              for c, v in (("x", vx), ("y", vy))}
     return math.stack(faces, math.dual(vector="x,y"))
 
-
-def simulate_plume(plume: Plume, steps: int, method: str = "fast") -> np.ndarray:
-    """Simulate one plume: velocity frames ``(steps, 2, H, W)`` float32, components (vx, vy), index [y, x]."""
-    return simulate([plume], steps, method)[0]

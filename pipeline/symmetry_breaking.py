@@ -48,7 +48,6 @@ from .models import GAMMA_MODELS  # noqa: F401  (the models whose gamma_i this m
 from .models.rotation import (N_ROT, RelaxedGroupConv, RelaxedGroupProjection, RelaxedSteerableConv, RGroup, RSteer,
                               _kernel_rotation_index, _rep_matrices)
 
-RELAXED_MODELS = ("rgroup", "rsteer")
 COLUMNS = ["dataset", "level", "data_equivariance_error", "model", "seed", "layer", "element", "departure", "signed"]
 FIELD_KINDS = {2: "vector", N_ROT: "regular"}   # a field's size -> its representation (RSteer's basis shape)
 

@@ -16,13 +16,13 @@ import math
 import pandas as pd
 
 from . import paper
+from .catalogue import SYMMETRY_FAMILIES
 from .display import display_name
 from .files import write_table, write_text
 from .runs import PERSISTENCE
 
 SPLITS = ("test_future", "test_domain")
 SPLIT_LABELS = {"test_future": "future", "test_domain": "domain"}
-FAMILIES = ("translation", "rotation", "scaling")
 
 
 def read_metrics(paths) -> list[dict]:
@@ -56,12 +56,12 @@ def table1(metrics: list[dict]) -> pd.DataFrame:
     below_persistence``: the last two compare each model's mean RMSE with persistence's on its dataset and split
     (empty where persistence was not evaluated, and on persistence's own rows)."""
     rows = [{"dataset": m["dataset"], "model": m["model"], "split": s, "rmse": m[f"{s}_rmse"]}
-            for m in metrics if m["dataset"] in FAMILIES for s in SPLITS]
+            for m in metrics if m["dataset"] in SYMMETRY_FAMILIES for s in SPLITS]
     df = _aggregate(rows, ["dataset", "model", "split"], "rmse", "rmse")
     df["paper_mean"] = [paper.table1(d, s, m)[0] for d, m, s in zip(df.dataset, df.model, df.split)]
     df["paper_std"] = [paper.table1(d, s, m)[1] for d, m, s in zip(df.dataset, df.model, df.split)]
     order = {m: i for i, m in enumerate(_model_order(df.model))}
-    df = df.assign(_d=df.dataset.map(FAMILIES.index), _s=df.split.map(SPLITS.index), _m=df.model.map(order))
+    df = df.assign(_d=df.dataset.map(SYMMETRY_FAMILIES.index), _s=df.split.map(SPLITS.index), _m=df.model.map(order))
     df = df.sort_values(["_d", "_s", "_m"]).drop(columns=["_d", "_s", "_m"]).reset_index(drop=True)
     df["n_seeds"] = df["n_seeds"].astype(int)
     floor = df[df.model == PERSISTENCE].set_index(["dataset", "split"])["rmse_mean"]
@@ -143,10 +143,10 @@ def table1_vrmse(metrics: list[dict]) -> pd.DataFrame:
     """``dataset, model, split, vrmse_mean, vrmse_std, n_seeds``: Table 1 in VRMSE (pipeline.metrics.vrmse_per_step,
     averaged over the rollout); no published values (the paper reports RMSE only)."""
     rows = [{"dataset": m["dataset"], "model": m["model"], "split": s, "vrmse": m[f"{s}_vrmse"]}
-            for m in metrics if m["dataset"] in FAMILIES for s in SPLITS]
+            for m in metrics if m["dataset"] in SYMMETRY_FAMILIES for s in SPLITS]
     df = _aggregate(rows, ["dataset", "model", "split"], "vrmse", "vrmse")
     order = {m: i for i, m in enumerate(_model_order(df.model))}
-    df = df.assign(_d=df.dataset.map(FAMILIES.index), _s=df.split.map(SPLITS.index), _m=df.model.map(order))
+    df = df.assign(_d=df.dataset.map(SYMMETRY_FAMILIES.index), _s=df.split.map(SPLITS.index), _m=df.model.map(order))
     df = df.sort_values(["_d", "_s", "_m"]).drop(columns=["_d", "_s", "_m"]).reset_index(drop=True)
     df["n_seeds"] = df["n_seeds"].astype(int)
     return df

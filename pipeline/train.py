@@ -21,7 +21,6 @@ which :func:`train_run` takes.
 from __future__ import annotations
 
 import copy
-import csv
 import json
 import logging
 import math
@@ -33,12 +32,12 @@ from pathlib import Path
 
 import torch
 
-from . import datasets, gpus, numerics
+from . import datasets, files, gpus, numerics
 from .models import PARAMETER_BUDGET, build, count_parameters, custom
-from .loader import SampleSource
+from .loader import Samples, SampleSource
 from .gpus import resolve_device
-from .rollout import Samples, rollout, rollout_mse_per_step, split_rmse
-from .runs import Settings, symmetry_of
+from .rollout import rollout, rollout_mse_per_step, split_rmse
+from .runs import Settings, build_arguments, symmetry_of
 
 log = logging.getLogger("pipeline")
 
@@ -104,12 +103,6 @@ def _set_rng_states(states: dict, generator: torch.Generator) -> None:
     generator.set_state(states["order"])
     if "cuda" in states and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-
-
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings, seed: int, run: str,
@@ -207,16 +200,16 @@ def fit(model: torch.nn.Module, train: Samples, valid: Samples, config: Settings
                      state["epoch"], state["history"])
 
 
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """A checkpoint or ``model.pt``, whole or not at all (a test stops a run here, as a kill would)."""
+    files.write_torch(state, path)
+
+
 # --- one run of the workflow -------------------------------------------------------------------------------
 
 def write_log(history: list[dict], path: str | os.PathLike, columns=LOG_COLUMNS) -> None:
-    """Rows of dicts to a CSV with ``columns``, written to a ``.partial`` sibling and renamed into place."""
-    tmp = f"{path}.partial"
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=columns)
-        w.writeheader()
-        w.writerows(history)
-    os.replace(tmp, path)
+    """Rows of dicts to a CSV with ``columns`` (:func:`pipeline.files.write_csv`)."""
+    files.write_csv(history, path, columns)
 
 
 def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed: int, out_dir: str,
@@ -235,7 +228,7 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
     """
     run = f"{dataset_name}/{model_name}/seed{seed}" + ("" if alpha is None else f"/alpha{alpha:g}")
     device = resolve_device(device or params["device"])
-    train_cfg, hp, wcfg = Settings(**params["training"]), dict(params["model"]), params["windows"]
+    train_cfg, wcfg = Settings(**params["training"]), params["windows"]
     numerics.configure(train_cfg.precision, train_cfg.deterministic)
     source = SampleSource(store, device, cache_mb, scratch)  # in memory when the store fits the cache
     ds = source.dataset
@@ -243,7 +236,7 @@ def train_run(params: dict, dataset_name: str, store: str, model_name: str, seed
         raise ValueError(f"{run}: {store} holds dataset {ds.attrs.get('dataset')!r}, not {dataset_name!r}")
     train = source.samples(datasets.split_windows(ds, "train", wcfg, train_cfg.out_length))
     valid = source.samples(datasets.split_windows(ds, "valid", wcfg, train_cfg.out_length))
-    hp = {**hp, "in_frames": int(wcfg["input_length"]), "frame_size": [int(s) for s in ds.velocity.shape[-2:]]}
+    hp = build_arguments(params["model"], wcfg["input_length"], ds.velocity.shape[-2:])
     symmetry = ds.attrs.get("symmetry") or symmetry_of(dataset_name)  # an external dataset's store says its own
     builder = params.get("builder")  # a model of one's own (config['custom_models']): its module:function
     torch.manual_seed(seed)

@@ -11,11 +11,12 @@ filter banks). Trials:
   ones. A draw whose model would have 10^7 trainable parameters or more, or that repeats an earlier trial, is
   rejected (and recorded) before any training; the next point of the sequence is taken instead.
 
-The trials train in rungs (:func:`rung_schedule`, ``config['tuning']['halving']``): every trial trains the first
-rung's epochs; the best ``1/eta`` by validation score (:func:`rank`) go on to the next rung, each resuming from its
-checkpoint of the rung before (the training loop's own checkpoint: weights, optimiser, learning-rate schedule, RNG
-and early-stopping state), so a trial that reaches the last rung has trained exactly as one uninterrupted training
-of the full budget (``epochs``, ``patience``). ``halving: {rungs: 1}`` trains every trial the full budget.
+The trials train in rungs (``pipeline.search.rung_schedule``, ``config['tuning']['halving']``): every trial
+trains the first rung's epochs; the best ``1/eta`` by validation score (:func:`rank`) go on to the next rung, each
+resuming from its checkpoint of the rung before (the training loop's own checkpoint: weights, optimiser,
+learning-rate schedule, RNG and early-stopping state), so a trial that reaches the last rung has trained exactly
+as one uninterrupted training of the full budget (``epochs``, ``patience``). ``halving: {rungs: 1}`` trains every
+trial the full budget.
 
 Every trial is scored by :func:`validation_score`: the RMSE over the test horizon (``windows[family]['rollout']``
 steps), the same for every trial whatever its ``out_length``, on the validation windows none of whose frames is a
@@ -23,10 +24,10 @@ test-future target (``pipeline.runs.selection_starts``). The selection takes the
 test splits are never read, and no frame they score is. ``best.yaml`` holds the winner's searched settings, which
 the final runs put over the config's.
 
-Like ``pipeline.runs``, the module imports only the standard library and yaml at its top: Snakemake uses
-:func:`parse_space` (config validation), :func:`rung_schedule`, :func:`read_promoted` and :func:`trial_params`
-when it builds the DAG; the jobs' functions import numpy, scipy and torch inside. Every job reads only its params
-(the draw: the model's run params and the tuning section; a trial: its settings and rung), never the whole config.
+What Snakemake reads when it builds the DAG (the search space, the rungs, a trial's params) is
+``pipeline.search``; this module holds the jobs, whose functions import numpy, scipy and torch inside (at its top
+only the standard library and yaml). Every job reads only its params (the draw: the model's run params and the
+tuning section; a trial: its settings and rung), never the whole config.
 """
 from __future__ import annotations
 
@@ -37,81 +38,18 @@ import os
 import shutil
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import yaml
 
-from .files import write_json, write_table, write_text
+from .files import write_json, write_table, write_text, write_torch
+from .search import Dimension, parse_space
 
 log = logging.getLogger("pipeline")
 
-KINDS = ("log", "int", "choice")
-BUDGET_KEYS = ("epochs", "patience")  # a trial's training budget: never searched, never carried to the final runs
-TUNED_FAMILIES = ("translation", "rotation", "scaling")
-STATUSES = ("trained", "diverged", "over_budget", "duplicate")
-
 
 # --- the search space ----------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Dimension:
-    """One searched setting: ``kind`` in :data:`KINDS`, ``values`` its bounds (log, int) or its choices."""
-
-    name: str
-    kind: str
-    values: tuple
-
-    def value(self, u: float):
-        """The setting at ``u`` in [0, 1): equal sub-intervals of [0, 1) map to the choices / integers."""
-        if self.kind == "choice":
-            return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
-        lo, hi = self.values
-        if self.kind == "int":
-            return int(lo + min(int(u * (hi - lo + 1)), hi - lo))
-        # log-uniform, rounded to 3 significant digits so that settings read (and compare) cleanly
-        return float(f"{math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))):.3g}")
-
-
-def parse_space(space: dict) -> list[Dimension]:
-    """``config['tuning']['space']`` as dimensions, in config order; a wrong entry raises naming its key.
-    A ``null`` entry (a preset's way to drop a dimension of config.yaml's space) is left out."""
-    dims = []
-    known = known_settings()
-    for name, spec in space.items():
-        if spec is None:
-            continue
-        where = f"config['tuning']['space'][{name!r}]"
-        if name in BUDGET_KEYS:
-            raise ValueError(f"{where}: {name} is the trial budget (config['tuning']['budget']), not searched")
-        if name not in known:
-            raise ValueError(f"{where}: no training setting or model hyper-parameter is called {name!r}; "
-                             f"expected one of {', '.join(sorted(known))}")
-        if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in KINDS:
-            raise ValueError(f"{where}: expected one of {{log: [lo, hi]}}, {{int: [lo, hi]}}, {{choice: [...]}}, "
-                             f"got {spec!r}")
-        kind, values = next(iter(spec.items()))
-        values = tuple(values)
-        if kind == "choice" and not values:
-            raise ValueError(f"{where}: an empty choice")
-        if kind in ("log", "int"):
-            if len(values) != 2 or not values[0] <= values[1]:
-                raise ValueError(f"{where}: {kind} needs [lo, hi] with lo <= hi, got {list(values)}")
-            if kind == "log" and values[0] <= 0:
-                raise ValueError(f"{where}: log bounds must be positive, got {list(values)}")
-            if kind == "int" and not all(isinstance(v, int) for v in values):
-                raise ValueError(f"{where}: int bounds must be integers, got {list(values)}")
-        dims.append(Dimension(name, kind, values))
-    return dims
-
-
-def known_settings() -> set[str]:
-    """Every name a search dimension may have: a training setting or a hyper-parameter any model may be given."""
-    from .models import SHARED_HYPERPARAMETERS
-    from .runs import TRAINING_KEYS
-
-    return (set(TRAINING_KEYS) | set(SHARED_HYPERPARAMETERS)) - set(BUDGET_KEYS) - {"in_frames", "frame_size"}
-
 
 def model_dimensions(dims: list[Dimension], model: str, symmetry: str, custom: str | None = None) -> list[Dimension]:
     """The dimensions that change ``model``: every training setting, and the hyper-parameters its builder takes
@@ -131,49 +69,6 @@ def design(n: int, d: int, seed: int, dataset: str, model: str):
     stream = np.random.SeedSequence([seed, zlib.crc32(f"{dataset}/{model}".encode())])
     sobol = qmc.Sobol(d, scramble=True, seed=np.random.default_rng(stream))
     return sobol.random_base2(max(0, math.ceil(math.log2(max(n, 1)))))[:n]
-
-
-# --- the rungs (successive halving) --------------------------------------------------------------------------
-
-def rung_schedule(tuning_cfg: dict) -> list[dict]:
-    """The rungs of the search: ``[{"rung": k, "epochs": total epochs at its end, "trials": trials in it}]``.
-
-    With ``n`` trials, ``E`` budget epochs and ``halving: {eta, rungs: R}``, rung ``k`` (0 .. R-1) trains up to
-    ``max(1, round(E / eta^(R-1-k)))`` epochs (halves rounded up), the last rung exactly ``E``, and holds the best
-    ``ceil(n / eta^k)`` trials of the rung before (so at least one). A rung that would train no epoch beyond the
-    one before (a small budget) is left out, the later rungs keep their trial counts; a rung that would keep every
-    trial of the one before (few trials) is merged into it (it trains to the later end). ``rungs: 1``: no halving,
-    every trial trains ``E`` epochs in one rung. Examples: 16 trials, 20 epochs, eta 3, 3 rungs:
-    16 x 2, 6 x 7, 2 x 20 epochs; 2 trials, 3 epochs: 2 x 1, 1 x 3 (the rung at 1 epoch is left out).
-    """
-    n, epochs = int(tuning_cfg["trials"]), int(tuning_cfg["budget"]["epochs"])
-    halving = tuning_cfg.get("halving") or {}
-    eta, count = int(halving.get("eta", 3)), int(halving.get("rungs", 3))  # the schema's defaults
-    if eta < 2 or count < 1:
-        raise ValueError(f"config['tuning']['halving']: expected eta >= 2 and rungs >= 1, got eta={eta}, "
-                         f"rungs={count}")
-    schedule = []
-    for k in range(count):
-        rung_epochs, trials = max(1, math.floor(epochs / eta ** (count - 1 - k) + 0.5)), math.ceil(n / eta ** k)
-        if schedule and trials == schedule[-1]["trials"]:  # every trial goes on: one rung
-            schedule[-1]["epochs"] = rung_epochs
-        elif not schedule or rung_epochs > schedule[-1]["epochs"]:
-            schedule.append({"rung": len(schedule), "epochs": rung_epochs, "trials": trials})
-    return schedule
-
-
-def trial_epochs(schedule: list[dict]) -> int:
-    """Trial-epochs the schedule trains at most (every trial to its rung's end; early stopping only lowers it)."""
-    done, total = 0, 0
-    for rung in schedule:
-        total += rung["trials"] * (rung["epochs"] - done)
-        done = rung["epochs"]
-    return total
-
-
-def read_promoted(path: str | os.PathLike) -> list[int]:
-    """The trials a promotion file (the ``tune_promote`` rule's) sends on to the next rung."""
-    return [int(t) for t in yaml.safe_load(Path(path).read_text())["promoted"]]
 
 
 # --- parameter budget ----------------------------------------------------------------------------------------
@@ -215,10 +110,9 @@ def base_settings(run: dict, budget: dict) -> dict:
 
 def build_hyperparameters(settings: dict, input_length: int, frame_size) -> dict:
     """What ``pipeline.models.build`` receives for ``settings`` (as :func:`pipeline.train.train_run` builds it)."""
-    from .runs import TRAINING_KEYS
+    from .runs import TRAINING_KEYS, build_arguments
 
-    hp = {k: v for k, v in settings.items() if k not in TRAINING_KEYS}
-    return {**hp, "in_frames": int(input_length), "frame_size": [int(s) for s in frame_size]}
+    return build_arguments({k: v for k, v in settings.items() if k not in TRAINING_KEYS}, input_length, frame_size)
 
 
 def draw_trials(run: dict, tuning_cfg: dict, dataset: str, model: str, frame_size, count=None) -> dict:
@@ -305,21 +199,6 @@ def draw_job(params: dict, dataset: str, model: str, store: str, output: str) ->
     return drawn
 
 
-def trial_params(config: dict, dataset: str, trial: dict, rung: int = 0, model: str | None = None) -> dict:
-    """What a trial job of ``rung`` reads (its rule's params, built when the DAG is): the trial's entry of
-    ``trials.yaml``, its run params in the shape of ``pipeline.runs.train_params`` (the windows with the scored
-    horizon and the test-future range that bounds the selection windows; ``epochs``: the rung's end,
-    :func:`rung_schedule`), the rung and the seed. ``model``: the tuned model, whose builder a model of one's own
-    adds to the run params."""
-    from .runs import TRAIN_WINDOW_KEYS, run_params
-
-    schedule = rung_schedule(config["tuning"])[rung]
-    run = run_params(config, dataset, {**trial["settings"], "epochs": schedule["epochs"]},
-                     (*TRAIN_WINDOW_KEYS, "rollout", "test_future"), model=model)
-    return {"trial": {k: trial[k] for k in ("trial", "draw", "parameters", "tuned")}, "run": run,
-            "rung": {"rung": rung, "epochs": schedule["epochs"]}, "seed": int(config["tuning"]["seed"])}
-
-
 def validation_score(run: dict, store: str, model_path: str, device=None, cache_mb: float | None = None) -> float:
     """The selection score of a saved model (the one function that scores a trial): its RMSE on the selection
     windows (``pipeline.datasets.selection_windows``: validation windows none of whose frames is a test-future
@@ -341,10 +220,10 @@ def validation_score(run: dict, store: str, model_path: str, device=None, cache_
 
 def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, output: str, device=None,
               cache_mb: float | None = None, previous: str | None = None) -> dict:
-    """Train one trial to the end of its rung (``params``: :func:`trial_params`) and write its ``result.json``
-    (score, size, epochs, time) and ``checkpoint.pt`` in ``out_dir``. ``cache_mb``: the memory for the velocity
-    read, as for a training run. ``previous``: the trial's ``result.json`` of the rung before; the training then
-    resumes from the ``checkpoint.pt`` beside it (copied, so that the earlier rung's files stay whole).
+    """Train one trial to the end of its rung (``params``: ``pipeline.search.trial_params``) and write its
+    ``result.json`` (score, size, epochs, time) and ``checkpoint.pt`` in ``out_dir``. ``cache_mb``: the memory for
+    the velocity read, as for a training run. ``previous``: the trial's ``result.json`` of the rung before; the
+    training then resumes from the ``checkpoint.pt`` beside it (copied, so that the earlier rung's files stay whole).
 
     A trial whose training diverges (non-finite loss, common at the largest learning rates) is recorded as
     ``diverged`` with an infinite score instead of failing the workflow (its checkpoint holds no training state:
@@ -375,7 +254,7 @@ def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, 
                         cache_mb=cache_mb, keep_checkpoint=True)
     except Diverged as e:
         log.warning("%s/%s trial %d diverged in rung %d: %s", dataset, model, trial["trial"], rung["rung"], e)
-        torch.save({"fingerprint": None, "diverged": str(e)}, checkpoint)
+        write_torch({"fingerprint": None, "diverged": str(e)}, checkpoint)
         result.update(status="diverged", valid_rmse=math.inf, best_epoch=None, epochs_run=None,
                       epochs_trained=e.epoch - start_epoch)
     else:
@@ -417,7 +296,7 @@ def promote(results: list[dict], count: int) -> list[int]:
 
 def promote_job(result_files, next_rung: dict, output: str) -> dict:
     """The promote rule: ``promoted.yaml``, the trials of a rung that train on in ``next_rung``
-    (an entry of :func:`rung_schedule`), with every trial's score."""
+    (an entry of ``pipeline.search.rung_schedule``), with every trial's score."""
     results = [json.loads(Path(p).read_text()) for p in result_files]
     promoted = promote(results, next_rung["trials"])
     first = results[0]
@@ -449,11 +328,6 @@ def select_job(result_files, output: str) -> dict:
     log.info("%s/%s: trial %d of %d in the last rung chosen, validation RMSE %.5f: %s", best["dataset"],
              best["model"], best["trial"], len(results), best["valid_rmse"], best["tuned"])
     return selection
-
-
-def read_selection(path: str | os.PathLike) -> dict:
-    """The searched settings of ``best.yaml``, which the final runs put over the config's."""
-    return yaml.safe_load(Path(path).read_text())["settings"]
 
 
 # --- the table of every trial -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import yaml
 
 from helpers import CONFIG, ROOT, TINY, config, snakemake
 from pipeline import config as pipeline_config
-from pipeline import runs, tables, tuning
+from pipeline import runs, search, tables, tuning
 from pipeline.models import PARAMETER_BUDGET, build, custom
 
 EXAMPLE = ROOT / "examples" / "own_model"
@@ -40,7 +40,7 @@ def test_registered_model_is_a_model_of_its_symmetry():
     assert params["builder"] == "mynets.nets:build" and params["model"]["alpha"] == 1e-3
     assert "builder" not in runs.train_params(cfg, "rotation", "conv")  # our models' params are unchanged
     trial = {"trial": 0, "draw": None, "parameters": 1, "tuned": {}, "settings": {**params["training"], **params["model"]}}
-    assert tuning.trial_params(cfg, "rotation", trial, model="smallnet")["run"]["builder"] == "mynets.nets:build"
+    assert search.trial_params(cfg, "rotation", trial, model="smallnet")["run"]["builder"] == "mynets.nets:build"
 
 
 @pytest.mark.parametrize("overlay, message", [

@@ -2,6 +2,7 @@ import os
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from helpers import CONFIG, TINY
 from pipeline import config as pipeline_config
@@ -81,7 +82,7 @@ def test_store_opens_as_a_labelled_xarray_dataset(tmp_path):
     path = tmp_path / "d.zarr"
     lazy = da.from_array(velocity, chunks=(1, 2, 2, 4, 4))  # streamed chunk by chunk
     datasets.write_store(path, lazy, {"dataset": "d", "sims": sims, "first_frame": 1}, chunk_frames=4)
-    ds = datasets.open_xarray(path)
+    ds = xr.open_zarr(str(path), consolidated=True)  # the store as xarray reads it: lazy, consolidated metadata
     assert dict(ds.sizes) == {"sim": 3, "time": 6, "component": 2, "y": 4, "x": 4}
     assert ds.velocity.dims == datasets.DIMENSIONS and ds.velocity.attrs["units"] == "cells / simulation step"
     assert ds.time.values.tolist() == [2, 3, 4, 5, 6, 7] and ds.time.attrs["units"] == "simulation step"

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 import yaml
 
 import helpers
@@ -56,7 +57,7 @@ def test_import_writes_our_layout(tmp_path, fmt):
     pipeline_config.validate(registered(entry))
     out = tmp_path / "mine.zarr"
     external.import_dataset("mine", entry, str(out), chunk_frames=4, windows=WINDOWS)
-    ds = datasets.open_xarray(out)
+    ds = xr.open_zarr(str(out), consolidated=True)
     assert dict(ds.sizes) == {"sim": 5, "time": 14, "component": 2, "y": 8, "x": 8}
     assert ds.role.values.tolist() == ["train"] * 3 + ["test_domain", "train"] and ds.re.values.tolist()[3] == 400
     assert ds.time.values[:2].tolist() == [0.5, 1.0] and ds.time.attrs["units"] == "s"

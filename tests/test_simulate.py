@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.simulate import Plume, SimulationError, divergence, simulate, simulate_plume
+from pipeline.simulate import Plume, SimulationError, divergence, simulate
 from pipeline.symmetry import rotate, rotate_point, rotate_vector
 
 N = 32
@@ -47,7 +47,7 @@ def test_deterministic_and_batch_independent(batch_run):
     plumes, (frames, _) = batch_run
     again = simulate(plumes, 12)
     assert np.array_equal(frames, again)
-    alone = simulate_plume(plumes[1], 12)
+    alone = simulate([plumes[1]], 12)[0]
     np.testing.assert_allclose(alone, frames[1], rtol=0, atol=1e-5 * np.abs(alone).max())
 
 

@@ -15,7 +15,7 @@ import yaml
 from helpers import CONFIG, synthetic_velocity, tiny_config, write_synthetic_store
 
 from pipeline import config as pipeline_config
-from pipeline import figures, runs, train, tuning
+from pipeline import figures, runs, search, train, tuning
 from pipeline.models import build, count_parameters
 
 
@@ -56,11 +56,11 @@ def test_draws_are_deterministic_and_extend_without_change():
 
 
 def test_space_values_cover_the_bounds():
-    lr = tuning.Dimension("lr", "log", (1e-5, 1e-2))
+    lr = search.Dimension("lr", "log", (1e-5, 1e-2))
     assert lr.value(0.0) == 1e-5 and lr.value(0.999999) == 1e-2 and lr.value(0.5) == 3.16e-4
-    layers = tuning.Dimension("layers", "int", (3, 6))
+    layers = search.Dimension("layers", "int", (3, 6))
     assert [layers.value(u) for u in (0.0, 0.26, 0.5, 0.99)] == [3, 4, 5, 6]
-    alpha = tuning.Dimension("alpha", "choice", (0.0, 1e-6, 1e-4, 1e-2))
+    alpha = search.Dimension("alpha", "choice", (0.0, 1e-6, 1e-4, 1e-2))
     assert [alpha.value(u) for u in (0.0, 0.3, 0.6, 0.9)] == [0.0, 1e-6, 1e-4, 1e-2]
 
 
@@ -109,8 +109,8 @@ def _result(trial, valid, test=None, rung=0):
 
 
 def schedule(trials, epochs, eta=3, rungs=3):
-    rs = tuning.rung_schedule({"trials": trials, "budget": {"epochs": epochs}, "halving": {"eta": eta, "rungs": rungs}})
-    return [(r["epochs"], r["trials"]) for r in rs], tuning.trial_epochs(rs)
+    rs = search.rung_schedule({"trials": trials, "budget": {"epochs": epochs}, "halving": {"eta": eta, "rungs": rungs}})
+    return [(r["epochs"], r["trials"]) for r in rs], search.trial_epochs(rs)
 
 
 def test_rung_schedule_rounding_and_small_counts():
@@ -129,7 +129,7 @@ def test_rung_schedule_rounding_and_small_counts():
         schedule(4, 4, eta=1)
     # config.yaml's search is at most a third of the trial-epochs without halving
     cfg = paper_config()["tuning"]
-    assert tuning.trial_epochs(tuning.rung_schedule(cfg)) * 3 <= cfg["trials"] * cfg["budget"]["epochs"]
+    assert search.trial_epochs(search.rung_schedule(cfg)) * 3 <= cfg["trials"] * cfg["budget"]["epochs"]
 
 
 def test_promotion_by_validation_only_never_a_diverged_trial(tmp_path):
@@ -146,7 +146,7 @@ def test_promotion_by_validation_only_never_a_diverged_trial(tmp_path):
         files.append(tmp_path / f"r{r['trial']}.json")
         files[-1].write_text(json.dumps(r))
     out = tuning.promote_job(files, {"rung": 1, "epochs": 3, "trials": 2}, tmp_path / "promoted.yaml")
-    assert tuning.read_promoted(tmp_path / "promoted.yaml") == [2, 3] == out["promoted"]
+    assert search.read_promoted(tmp_path / "promoted.yaml") == [2, 3] == out["promoted"]
     assert out["next_epochs"] == 3 and out["scores"][4] == math.inf
 
 
@@ -161,7 +161,7 @@ def test_selection_by_validation_only(tmp_path):
         files.append(tmp_path / f"r{r['trial']}.json")
         files[-1].write_text(json.dumps(r))
     best = tuning.select_job(files, tmp_path / "best.yaml")
-    assert best["trial"] == 2 and tuning.read_selection(tmp_path / "best.yaml") == {"lr": 0.01}
+    assert best["trial"] == 2 and search.read_selection(tmp_path / "best.yaml") == {"lr": 0.01}
     with pytest.raises(ValueError, match="all diverged"):
         tuning.select([{**_result(0, math.inf), "status": "diverged"}])
 
@@ -172,7 +172,7 @@ def test_space_errors_name_the_key():
                            ({"widht": {"choice": [1]}}, r"\['widht'\]: no training setting"),
                            ({"epochs": {"int": [1, 2]}}, r"\['epochs'\]: epochs is the trial budget")]:
         with pytest.raises(ValueError, match=r"config\['tuning'\]\['space'\]" + message):
-            tuning.parse_space(space)
+            search.parse_space(space)
     cfg = paper_config()
     cfg["tuning"]["models"]["rotation"] = ["rsteer_tr"]
     with pytest.raises(pipeline_config.ConfigError, match=r"config\['tuning'\]\['models'\]\['rotation'\]: \['rsteer_tr'\] are not trained"):
@@ -199,7 +199,7 @@ def poisoned_store(tmp_path_factory):
 def test_trial_trains_and_scores_without_reading_test_windows(poisoned_store, tmp_path):
     cfg = tuned(tiny_config(), "translation", "conv", trials=2)
     trial = draw(cfg, "translation", "conv", (16, 16))["trials"][1]
-    params = tuning.trial_params(cfg, "translation", trial)
+    params = search.trial_params(cfg, "translation", trial)
     # the trial trains with exactly its drawn settings, whatever the override of the preset says
     assert {**params["run"]["training"], **params["run"]["model"]} == trial["settings"]
     out = tmp_path / "trial1"
@@ -219,13 +219,13 @@ def test_promoted_trial_resumes_and_ends_as_an_uninterrupted_training(poisoned_s
     halved = tuned(tiny_config(), "translation", "conv", trials=3, budget={"epochs": 3, "patience": 3},
                    halving={"eta": 3, "rungs": 2})
     whole = tuned(halved, "translation", "conv", halving={"eta": 3, "rungs": 1})
-    assert [(r["epochs"], r["trials"]) for r in tuning.rung_schedule(halved["tuning"])] == [(1, 3), (3, 1)]
+    assert [(r["epochs"], r["trials"]) for r in search.rung_schedule(halved["tuning"])] == [(1, 3), (3, 1)]
     trial = draw(halved, "translation", "conv", (16, 16))["trials"][1]
     assert draw(whole, "translation", "conv", (16, 16))["trials"][1] == trial  # halving does not change the draws
 
     def run(cfg, rung, name, previous=None):
         out = tmp_path / name
-        return tuning.run_trial(tuning.trial_params(cfg, "translation", trial, rung), "translation", poisoned_store,
+        return tuning.run_trial(search.trial_params(cfg, "translation", trial, rung), "translation", poisoned_store,
                                 "conv", str(out), str(out / "result.json"), previous=previous)
 
     first = run(halved, 0, "rung0")
@@ -263,12 +263,12 @@ def test_diverging_trial_is_recorded_not_fatal(poisoned_store, tmp_path):
     cfg = tuned(tiny_config(), "translation", "conv", trials=2)
     trial = draw(cfg, "translation", "conv", (16, 16))["trials"][1]
     trial = {**trial, "settings": {**trial["settings"], "lr": 1e30}}
-    result = tuning.run_trial(tuning.trial_params(cfg, "translation", trial), "translation", poisoned_store, "conv",
+    result = tuning.run_trial(search.trial_params(cfg, "translation", trial), "translation", poisoned_store, "conv",
                               str(tmp_path), str(tmp_path / "r.json"))
     assert result["status"] == "diverged" and result["valid_rmse"] == math.inf and result["epochs_trained"] == 1
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["fingerprint"] is None  # nothing to resume
     with pytest.raises(ValueError, match="trial 1 is diverged"):  # and it cannot be promoted
-        tuning.run_trial(tuning.trial_params(cfg, "translation", trial), "translation", poisoned_store, "conv",
+        tuning.run_trial(search.trial_params(cfg, "translation", trial), "translation", poisoned_store, "conv",
                          str(tmp_path / "next"), str(tmp_path / "next.json"), previous=str(tmp_path / "r.json"))
 
 
@@ -303,15 +303,15 @@ def test_dag_time_tuning_code_imports_without_numpy_or_torch():
     from test_runs import NOT_STDLIB, run_blocked
 
     done = run_blocked(NOT_STDLIB, """
-        from pipeline import config, tuning
+        from pipeline import config, search, tuning
         cfg = config.validate(config.load("config.yaml"))
-        assert [d.name for d in tuning.parse_space(cfg["tuning"]["space"])][:2] == ["lr", "batch"]
+        assert [d.name for d in search.parse_space(cfg["tuning"]["space"])][:2] == ["lr", "batch"]
         trial = {"trial": 3, "draw": 2, "parameters": 10, "tuned": {"lr": 0.01},
                  "settings": {"epochs": 2, "patience": 1, "batch": 8, "lr": 0.01, "decay": 0.9, "weight_decay": 0.0,
                               "out_length": 3, "precision": "fp32", "deterministic": True, "hidden": 4}}
-        params = tuning.trial_params(cfg, "rotation", trial)
+        params = search.trial_params(cfg, "rotation", trial)
         assert params["run"]["model"] == {"hidden": 4} and params["run"]["windows"]["rollout"] == 20
         # rung 1 of config.yaml's halving trains to 7 of the budget's 20 epochs
-        assert tuning.trial_params(cfg, "rotation", trial, 1)["run"]["training"]["epochs"] == 7
+        assert search.trial_params(cfg, "rotation", trial, 1)["run"]["training"]["epochs"] == 7
     """)
     assert done.returncode == 0, done.stderr[-3000:]

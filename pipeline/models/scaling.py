@@ -30,15 +30,9 @@ Relaxations (paper sections 3.1-3.4), all with one conv per layer and kernels as
   coefficients ``w_b`` (drawn as for ``equiv``). Regulariser: the paper's L_sconv,
   ``alpha * sum |dw/dm| + |dw/dn|`` by first differences along the two kernel axes (those of ``delta``),
   exactly zero at the equivariant point.
-* ``rsteer_scale``: a scale analogue of RSteer kept for comparison: the coefficients depend on the scale,
-  ``w_b(s)``, initialised equal over ``s`` (the SESN); regulariser ``alpha * sum_s |w(s+1) - w(s)|``. With
-  ``scale_mix = 1`` its scale streams never interact, so it relaxes only how one kernel is dilated.
 * ``rgroup`` (eq. 4-5): ``L = banks`` steerable kernels ``Psi_l`` combined with scale-dependent weights,
   ``Psi(s) = sum_l w_l(s) Psi_l^s``, initialised equal over ``s``; regulariser
   ``alpha * sum_l sum_{g,h} |w_l(h) - w_l(g)|`` (paper section 3.3).
-* ``rsteer_ts`` (eq. 8-9): coefficients depending on position and scale through a rank-``rank``
-  factorisation ``w(x, s) = sum_r a_r(x) b_r(s)``, ``a_r`` constant and ``b_r`` equal over scales at
-  init; regulariser: scale differences of ``b`` plus spatial finite differences of ``a``.
 * ``rpp``: residual pathway prior, SESN path + plain (per-scale, untied) conv path in every layer,
   regulariser ``alpha * ||plain weights||^2``.
 * ``combo``: plain CNN layers then SESN layers. ``lift``: a non-equivariant CNN encoder tiled over the
@@ -115,7 +109,7 @@ def hermite_gaussian_basis(kernel_size: int, scales: Sequence[float], basis_size
 # Scale convolution (equivariant and relaxed)
 # ----------------------------------------------------------------------------------------------------
 
-RELAXATIONS = ("none", "steer", "scale", "group", "ts")
+RELAXATIONS = ("none", "steer", "group")
 
 
 class ScaleConv(nn.Module):
@@ -126,8 +120,7 @@ class ScaleConv(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, basis: torch.Tensor, lift: bool,
-                 scale_mix: int = 1, relax: str = "none", banks: int = 2, rank: int = 2,
-                 frame_size: tuple[int, int] | None = None, plain: bool = False, bias: bool = True):
+                 scale_mix: int = 1, relax: str = "none", banks: int = 2, plain: bool = False, bias: bool = True):
         super().__init__()
         if relax not in RELAXATIONS:
             raise ValueError(f"relax must be one of {RELAXATIONS}, got {relax!r}")
@@ -148,23 +141,12 @@ class ScaleConv(nn.Module):
         elif relax == "steer":
             self.weight = nn.Parameter(base)  # (Cout, Cin, nb): the SESN coefficients w_b
             self.delta = nn.Parameter(torch.zeros(*base.shape, k, k))  # delta_b(y), zero: equal over y at init
-        elif relax == "scale":
-            self.weight = nn.Parameter(base[None].repeat(S, 1, 1, 1))  # (S, Cout, Cin, nb), equal over s
-        elif relax == "group":
+        else:  # group
             if banks < 1:
                 raise ValueError(f"banks must be at least 1, got {banks}")
             self.banks = int(banks)
             self.bank_weight = nn.Parameter(torch.randn(banks, out_channels, cin_eff, nb) * std)
             self.mixing = nn.Parameter(torch.full((S, banks), 1.0 / math.sqrt(banks)))  # w_l(s), equal over s
-        else:  # ts
-            if rank < 1:
-                raise ValueError(f"rank must be at least 1, got {rank}")
-            if frame_size is None:
-                raise ValueError("relax='ts' needs frame_size (spatially varying weights)")
-            self.rank, self.frame_size = int(rank), (int(frame_size[0]), int(frame_size[1]))
-            b = torch.randn(rank, out_channels, cin_eff, nb) * (std / math.sqrt(rank))
-            self.weight = nn.Parameter(b[:, None].repeat(1, S, 1, 1, 1))  # (R, S, Cout, Cin, nb)
-            self.spatial = nn.Parameter(torch.ones(rank, *self.frame_size))  # a_r(x), constant at init
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.plain = None
         if plain:
@@ -181,20 +163,16 @@ class ScaleConv(nn.Module):
         return self.weight[..., None, None] + self.delta
 
     def coefficients(self) -> torch.Tensor:
-        """Per-scale basis coefficients ``(S, Cout, Cin_eff, nb)`` (``(R, S, ...)`` for ``ts``); for ``steer``
-        those of its equivariant part (``delta`` left out)."""
+        """Per-scale basis coefficients ``(S, Cout, Cin_eff, nb)``; for ``steer`` those of its equivariant part
+        (``delta`` left out)."""
         if self.relax in ("none", "steer"):
             return self.weight.expand(self.S, *self.weight.shape)
-        if self.relax == "group":
-            return torch.einsum("sl,locb->socb", self.mixing, self.bank_weight)
-        return self.weight
+        return torch.einsum("sl,locb->socb", self.mixing, self.bank_weight)
 
     def kernel(self) -> torch.Tensor:
-        """Stacked conv kernel: ``(S*Cout, Cin_eff, k, k)``, or ``(S*R*Cout, ...)`` for ``ts``."""
+        """Stacked conv kernel: ``(S*Cout, Cin_eff, k, k)``."""
         if self.relax == "steer":
             w = torch.einsum("ocbhw,sbhw->sochw", self.relaxed_weight(), self.basis)
-        elif self.relax == "ts":
-            w = torch.einsum("rsocb,sbhw->srochw", self.coefficients(), self.basis)
         else:
             w = torch.einsum("socb,sbhw->sochw", self.coefficients(), self.basis)
         return w.reshape(-1, w.shape[-3], self.k, self.k)
@@ -216,12 +194,6 @@ class ScaleConv(nn.Module):
         inp = x if self.lift else self._gather_scales(x)
         groups = 1 if self.lift else self.S
         out = F.conv2d(inp, self.kernel(), padding=self.k // 2, groups=groups)
-        B, _, H, W = out.shape
-        if self.relax == "ts":
-            if (H, W) != self.frame_size:
-                raise ValueError(f"relaxed translation layer built for frames {self.frame_size}, got {(H, W)}")
-            out = out.reshape(B, self.S, self.rank, self.cout, H, W)
-            out = (out * self.spatial[None, None, :, None]).sum(dim=2).reshape(B, -1, H, W)
         if self.plain is not None:
             out = out + self.plain(inp)
         if self.bias is not None:
@@ -233,14 +205,8 @@ class ScaleConv(nn.Module):
         """The paper's constraint on the relaxed weights; exactly zero at the equivariant point."""
         if self.relax == "steer":
             return finite_differences_l1(self.delta, (-2, -1))
-        if self.relax == "scale":
-            return (self.weight[1:] - self.weight[:-1]).abs().sum()
         if self.relax == "group":
             return (self.mixing[:, None, :] - self.mixing[None, :, :]).abs().sum()
-        if self.relax == "ts":
-            a = self.spatial
-            return ((self.weight[:, 1:] - self.weight[:, :-1]).abs().sum()
-                    + (a[:, 1:] - a[:, :-1]).abs().sum() + (a[:, :, 1:] - a[:, :, :-1]).abs().sum())
         return self.basis.new_zeros(())
 
     def plain_penalty(self) -> torch.Tensor:
@@ -330,8 +296,7 @@ class SESNStack(nn.Module):
 class SESN(Model):
     """SESN and its relaxed / residual-pathway variants on stacked input frames.
 
-    ``relax``: ``none`` (SESN), ``steer`` (RSteer), ``scale`` (RSteer over scales), ``group`` (RGroup),
-    ``ts`` (RSteer TS).
+    ``relax``: ``none`` (SESN), ``steer`` (RSteer), ``group`` (RGroup).
     ``plain=True``: residual pathway prior (Rpp). ``regularizer()`` = ``alpha`` times the relaxation
     constraint plus ``alpha`` times the squared norm of the plain path.
     """
@@ -606,21 +571,6 @@ def build_rsteer(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_
                 basis_size=basis_size, base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
 
 
-def build_rsteer_scale(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
-                       scales=DEFAULT_SCALES, alpha: float = 1e-6, basis_size: int = 3, base_sigma: float = 0.6,
-                       scale_mix: int = 1, pool: str = "mean"):
-    return SESN(in_frames, hidden, layers, kernel_size, _scales(scales), alpha=alpha, relax="scale",
-                basis_size=basis_size, base_sigma=base_sigma, scale_mix=scale_mix, pool=pool)
-
-
-def build_rsteer_ts(frame_size, in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
-                    scales=DEFAULT_SCALES, alpha: float = 1e-6, rank: int = 2, basis_size: int = 3,
-                    base_sigma: float = 0.6, scale_mix: int = 1, pool: str = "mean"):
-    return SESN(in_frames, hidden, layers, kernel_size, _scales(scales), alpha=alpha, relax="ts", rank=rank,
-                frame_size=tuple(int(v) for v in frame_size), basis_size=basis_size, base_sigma=base_sigma,
-                scale_mix=scale_mix, pool=pool)
-
-
 def build_crelax(in_frames: int = 10, hidden: int = 64, layers: int = 5, kernel_size: int = 5,
                  scales=DEFAULT_SCALES, alpha: float = 1e-2, schedule: str = "triangle", basis_size: int = 3,
                  base_sigma: float = 0.6, pool: str = "mean"):
@@ -652,8 +602,6 @@ MODELS = {
     "lift": build_lift,
     "rgroup": build_rgroup,
     "rsteer": build_rsteer,
-    "rsteer_scale": build_rsteer_scale,
-    "rsteer_ts": build_rsteer_ts,
     "crelax": build_crelax,
     "sbi": build_sbi,
     "ace": build_ace,

@@ -95,15 +95,14 @@ def test_basis_full_support_and_dilation():
 # scale equivariance
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["equiv", "rsteer", "rsteer_scale", "rgroup", "rsteer_ts"])
+@pytest.mark.parametrize("name", ["equiv", "rsteer", "rgroup"])
 def test_lifted_features_scale_equivariant(name):
     """Zoom by 2 maps the scale-1 channel onto the scale-2 channel, far better than a CNN does."""
     scales = (1.0, 2.0)
     ours, cnn = [], []
     for seed in range(3):
         torch.manual_seed(seed)
-        extra = {"frame_size": (N, N)} if name == "rsteer_ts" else {}
-        model = build(name, "scaling", scales=scales, **TINY, **extra)
+        model = build(name, "scaling", scales=scales, **TINY)
         ours.append(channel_error(model, scales, seed))
         cnn.append(cnn_error(TINY["kernel_size"], TINY["layers"], seed))
     ratio = sum(ours) / sum(cnn)
@@ -201,16 +200,13 @@ def move_relaxed_weights(model, name, size=0.5):
             if name == "rsteer":  # delta_b(y) starts at zero: move it relative to the shared w_b
                 conv.delta.add_(size * conv.weight[..., None, None].abs() * torch.randn_like(conv.delta))
                 continue
-            for attr in {"rsteer_scale": ["weight"], "rgroup": ["mixing"], "rsteer_ts": ["weight", "spatial"]}[name]:
-                p = getattr(conv, attr)
-                p.mul_(1 + size * torch.randn_like(p))
+            conv.mixing.mul_(1 + size * torch.randn_like(conv.mixing))  # rgroup: w_l(s)
 
 
-@pytest.mark.parametrize("name", ["rsteer", "rsteer_scale", "rgroup", "rsteer_ts"])
+@pytest.mark.parametrize("name", ["rsteer", "rgroup"])
 def test_relaxed_regularizer_and_equivariance(name):
     scales = (1.0, 2.0)
-    extra = {"frame_size": (N, N)} if name == "rsteer_ts" else {}
-    model = build(name, "scaling", scales=scales, alpha=1e-2, **TINY, **extra)
+    model = build(name, "scaling", scales=scales, alpha=1e-2, **TINY)
     reg0 = model.regularizer()
     assert reg0.item() == 0.0  # exactly zero at the equivariant start
     err0 = sum(channel_error(model, scales, s) for s in range(2))
@@ -343,8 +339,8 @@ def test_clcnn_scale_penalty():
 # every model
 # ------------------------------------------------------------------------------------------------
 
-ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "rsteer_scale", "rsteer_ts",
-       "crelax", "sbi", "ace", "gmcnn"]  # and the newer models (test_newer.py)
+ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rsteer", "crelax", "sbi", "ace",
+       "gmcnn"]  # and the newer models (test_newer.py)
 
 
 def test_registry_lists_every_model():
@@ -383,12 +379,6 @@ def test_parameter_budget_at_protocol(name):
     n = count_parameters(model)
     print(f"{name}: {n} parameters")
     assert 0 < n < 10 ** 7
-
-
-def test_frame_size_checked():
-    model = build("rsteer_ts", "scaling", in_frames=1, frame_size=(8, 8), hidden=2, layers=2, kernel_size=3)
-    with pytest.raises(ValueError):
-        model(torch.zeros(1, 1, 2, 10, 10))
 
 
 def test_scale_mix_interaction():

@@ -4,8 +4,8 @@
 # Reads config and names only (pipeline/metrics.py, tables.py, figures.py and symmetry_breaking.py do the work).
 
 from pipeline.models import GAMMA_MODELS  # ACE: a learned gamma_i per layer (pipeline/symmetry_breaking.py)
+from pipeline.models import RELAXED_C4  # the models whose relaxed layers pipeline/symmetry_breaking.py measures
 
-RELAXED_C4 = ["rgroup", "rsteer"]  # the models whose relaxed layers pipeline/symmetry_breaking.py measures
 SB_LEVEL_MODELS = [m for m in RELAXED_C4 if m in config["models"]["equivariance"]]
 SB_ROTATION_MODELS = [m for m in RELAXED_C4 if m in config["models"]["rotation"]]
 SB_RUNS = [RUN.format(dataset=d, model=m, seed=s) for d in LEVEL_DATASETS for m in SB_LEVEL_MODELS for s in SEEDS] \

@@ -7,11 +7,11 @@ import sys
 sys.path.insert(0, workflow.basedir)
 
 from pipeline import config as pipeline_config
-from pipeline.catalogue import family_shards
+from pipeline.catalogue import SYMMETRY_FAMILIES, family_shards
 
 pipeline_config.validate(config)
 
-FAMILY_DATASETS = ["translation", "rotation", "scaling"]
+FAMILY_DATASETS = list(SYMMETRY_FAMILIES)
 LEVELS = list(range(config["data"]["equivariance"]["levels"]))
 LEVEL_DATASETS = [f"equivariance_{n}" for n in LEVELS]
 # Datasets of your own (config['external'], pipeline/external.py): each a family of its own.
@@ -52,7 +52,7 @@ import re
 
 import yaml
 
-from pipeline import runs, tuning
+from pipeline import runs, search
 from pipeline.models import custom
 from pipeline.runs import alpha_tag, family_of
 
@@ -118,8 +118,7 @@ wildcard_constraints:
 
 # --- hyper-parameter search (workflow/rules/tune.smk) -------------------------------------------------------
 # (dataset, model) pairs searched, whose final runs take the selection's settings (train_params)
-TUNED_FAMILIES = ["translation", "rotation", "scaling"]
-TUNED = [(d, m) for d in TUNED_FAMILIES for m in config["tuning"]["models"][d]]
+TUNED = [(d, m) for d in FAMILY_DATASETS for m in config["tuning"]["models"][d]]
 
 
 def selection_input(wildcards):
@@ -136,15 +135,14 @@ def selected_settings(wildcards):
     if (wildcards.dataset, wildcards.model) not in TUNED:
         return {}
     path = checkpoints.tune_select.get(dataset=wildcards.dataset, model=wildcards.model).output[0]
-    with open(path) as fh:
-        return yaml.safe_load(fh)["settings"]
+    return search.read_selection(path)
 
 
 TUNE = "results/tuning/{dataset}/{model}"
 TRIAL = "results/tuning/{dataset}/{model}/rung{rung}/trial{trial}"
 TRIAL_INDICES = list(range(config["tuning"]["trials"]))
-# The rungs of the successive halving (pipeline.tuning.rung_schedule): epochs at each rung's end, trials in it
-RUNGS = tuning.rung_schedule(config["tuning"])
+# The rungs of the successive halving (pipeline.search.rung_schedule): epochs at each rung's end, trials in it
+RUNGS = search.rung_schedule(config["tuning"])
 LAST_RUNG = len(RUNGS) - 1
 TUNING_TABLES = ["results/tables/hyperparameters.csv", "results/figures/tuning.png"] if TUNED else []
 TUNING_OUTPUTS = [f"{TUNE}/best.yaml".format(dataset=d, model=m) for d, m in TUNED] + TUNING_TABLES
@@ -156,10 +154,10 @@ def trials_input(wildcards):
 
 
 def trial_params(wildcards):
-    """What a trial of a rung reads (pipeline.tuning.trial_params): its entry of trials.yaml, as run params."""
+    """What a trial of a rung reads (pipeline.search.trial_params): its entry of trials.yaml, as run params."""
     with open(checkpoints.tune_draw.get(dataset=wildcards.dataset, model=wildcards.model).output[0]) as fh:
         trial = yaml.safe_load(fh)["trials"][int(wildcards.trial)]
-    return tuning.trial_params(config, wildcards.dataset, trial, int(wildcards.rung), model=wildcards.model)
+    return search.trial_params(config, wildcards.dataset, trial, int(wildcards.rung), model=wildcards.model)
 
 
 def rung_trials(dataset, model, rung):
@@ -168,7 +166,7 @@ def rung_trials(dataset, model, rung):
     if rung == 0:
         return TRIAL_INDICES
     promoted = checkpoints.tune_promote.get(dataset=dataset, model=model, rung=rung - 1).output[0]
-    return tuning.read_promoted(promoted)
+    return search.read_promoted(promoted)
 
 
 def rung_results(dataset, model, rung):

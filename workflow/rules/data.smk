@@ -27,7 +27,7 @@ rule assemble_dataset:
     output:
         directory("results/data/{family}.zarr"),
     wildcard_constraints:
-        family="translation|rotation|scaling",
+        family="|".join(FAMILY_DATASETS),
     params:
         data=lambda wc: data_params(wc.family, STORE_KEYS),
     log:

@@ -16,7 +16,7 @@ checkpoint tune_draw:
         run=lambda wc: runs.train_params(config, wc.dataset, wc.model),
         tuning={k: config["tuning"][k] for k in ("trials", "seed", "max_draws", "budget", "space")},
     wildcard_constraints:
-        dataset="|".join(TUNED_FAMILIES),
+        dataset="|".join(FAMILY_DATASETS),
     log:
         "results/logs/tune/{dataset}/{model}/draw.log",
     threads: 1
@@ -40,7 +40,7 @@ rule tune_trial:
     params:
         run=trial_params,
     wildcard_constraints:
-        dataset="|".join(TUNED_FAMILIES),
+        dataset="|".join(FAMILY_DATASETS),
     log:
         "results/logs/tune/{dataset}/{model}/rung{rung}/trial{trial}.log",
     benchmark:
@@ -65,7 +65,7 @@ checkpoint tune_promote:
     params:
         next_rung=lambda wc: RUNGS[int(wc.rung) + 1],
     wildcard_constraints:
-        dataset="|".join(TUNED_FAMILIES),
+        dataset="|".join(FAMILY_DATASETS),
         rung="|".join(str(r["rung"]) for r in RUNGS[:-1]) or "no_rung",
     log:
         "results/logs/tune/{dataset}/{model}/rung{rung}/promote.log",
@@ -85,7 +85,7 @@ checkpoint tune_select:
     output:
         f"{TUNE}/best.yaml",
     wildcard_constraints:
-        dataset="|".join(TUNED_FAMILIES),
+        dataset="|".join(FAMILY_DATASETS),
     log:
         "results/logs/tune/{dataset}/{model}/select.log",
     threads: 1

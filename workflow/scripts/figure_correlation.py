@@ -1,9 +1,9 @@
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")
-from pipeline import figures, jobs  # noqa: E402
+from pipeline import figures, logs  # noqa: E402
 
-jobs.setup_logging(snakemake.log[0])
+logs.setup(snakemake.log[0])
 figures.correlation_figure(snakemake.input[0], snakemake.wildcards.dataset, snakemake.output[0],
                            thresholds=snakemake.params.thresholds, dpi=snakemake.params.dpi,
                            own=dict(snakemake.params.own))

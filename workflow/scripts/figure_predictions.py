@@ -2,9 +2,9 @@ import logging
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")
-from pipeline import figures, jobs  # noqa: E402
+from pipeline import figures, logs  # noqa: E402
 
-jobs.setup_logging(snakemake.log[0])
+logs.setup(snakemake.log[0])
 cfg, dataset = snakemake.params.fig3, snakemake.wildcards.dataset
 table1 = snakemake.input.table1 or None  # an external dataset's models are configured, not chosen from Table 1
 shown = figures.predictions_figure(

@@ -1,9 +1,9 @@
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")
-from pipeline import jobs, tables  # noqa: E402
+from pipeline import logs, tables  # noqa: E402
 
-jobs.setup_logging(snakemake.log[0])
+logs.setup(snakemake.log[0])
 if snakemake.params.kind == "table1":
     tables.write_table1(list(snakemake.input), snakemake.output.csv, snakemake.output.md, snakemake.output.tex,
                         own=dict(snakemake.params.own))

@@ -2,9 +2,9 @@ import os
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")
-from pipeline import gpus, jobs  # noqa: E402
+from pipeline import gpus, logs  # noqa: E402
 
-jobs.setup_logging(snakemake.log[0])
+logs.setup(snakemake.log[0])
 wc = snakemake.wildcards
 # Before anything starts CUDA: the GPU slot (config['gpus'], not a param: it changes where a job runs, not its result)
 device = gpus.job_device(snakemake.params.run["device"], snakemake.config.get("gpus"), gpus.job_name(snakemake))
