@@ -47,7 +47,7 @@ def test_correlation_thresholds_have_one_definition():
     schema = yaml.safe_load(open(pipeline_config.SCHEMA))
     assert tuple(schema["properties"]["evaluation"]["properties"]["correlation_thresholds"]["default"]) \
         == runs.CORRELATION_THRESHOLDS == (0.8, 0.9, 0.95)
-    assert runs.correlation_thresholds(load("config.yaml")) == [0.8, 0.9, 0.95]
+    assert runs.correlation_thresholds(config()) == [0.8, 0.9, 0.95]
     assert runs.correlation_thresholds({}) == [0.8, 0.9, 0.95]  # no evaluation section: the default
 
 

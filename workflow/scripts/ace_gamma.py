@@ -1,7 +1,7 @@
 import sys
 
 sys.path.insert(0, snakemake.scriptdir + "/../..")
-from pipeline import jobs, symmetry_breaking  # noqa: E402
+from pipeline import logs, symmetry_breaking  # noqa: E402
 
-jobs.setup_logging(snakemake.log[0])
+logs.setup(snakemake.log[0])
 symmetry_breaking.write_gamma_table(list(snakemake.input), snakemake.output[0])
