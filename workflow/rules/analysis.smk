@@ -164,9 +164,12 @@ rule ace_gamma_table:
 
 
 rule figure_ace_gamma:
+    # fmt: off
+    # snakefmt would move the ** entry before gamma, changing the order of the job's inputs
     input:
-        **({"departure": "results/tables/symmetry_breaking.csv"} if SB_LEVEL_MODELS else {}),
         gamma="results/tables/ace_gamma.csv",
+        **({"departure": "results/tables/symmetry_breaking.csv"} if SB_LEVEL_MODELS else {}),
+    # fmt: on
     output:
         report("results/figures/ace_gamma.png", caption="../report/ace_gamma.rst", category="Figures"),
     log:
