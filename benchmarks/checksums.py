@@ -86,8 +86,8 @@ def main() -> None:
         for _ in range(args.repeats):
             for c in (True, False):  # alternate, so that both see the same machine state
                 times["write", c].append(write(paths[c], velocity, args.chunk_frames, c))
-                times["read whole", c].append(timed(lambda: datasets.load(paths[c])))
-                times["read by chunk", c].append(timed(lambda: read_by_chunk(paths[c])))
+                times["read whole", c].append(timed(lambda c=c: datasets.load(paths[c])))
+                times["read by chunk", c].append(timed(lambda c=c: read_by_chunk(paths[c])))
         chunk_files = [f.read_bytes() for f in (paths[True] / "velocity" / "c").rglob("*") if f.is_file()]
         crc = min(timed(lambda: [google_crc32c.value(raw[:-4]) for raw in chunk_files]) for _ in range(args.repeats))
         size = {c: sum(f.stat().st_size for f in paths[c].rglob("*") if f.is_file()) for c in (True, False)}

@@ -35,7 +35,7 @@ def main() -> None:
             by_grid: dict[int, list] = {}
             for i in shard:
                 by_grid.setdefault(sims[i].plume.grid, []).append(sims[i].plume)
-            for grid, batch in by_grid.items():
+            for batch in by_grid.values():
                 t0 = time.perf_counter()
                 simulate(batch, args.steps)
                 t1 = time.perf_counter()

@@ -4,8 +4,8 @@
     python benchmarks/gpu_check.py --out DIR --device cpu --smoke  # every section at tiny sizes, under a minute
 
 Writes ``DIR/gpu_check.csv`` (one row per number: section, item, metric, value, unit, note) and
-``DIR/gpu_check.md`` (the summary), and keeps its work files in ``DIR/work`` (emptied when the check starts). Sections, each with a time budget
-(:data:`BUDGET_S`; a section that runs out stops and says what it left out):
+``DIR/gpu_check.md`` (the summary), and keeps its work files in ``DIR/work`` (emptied when the check starts).
+Sections, each with a time budget (:data:`BUDGET_S`; a section that runs out stops and says what it left out):
 
 (a) end to end: every rule of the tiny preset (with a one-model search) through Snakemake on the GPU, four jobs
     sharing it through GPU slots (``pipeline/gpus.py``); each metrics.json must say it ran on the GPU, in a slot.
@@ -111,7 +111,8 @@ def snakemake_cmd(workdir: Path, configs: list, *args) -> list[str]:
             str(workdir), "--configfile", *map(str, configs)]
 
 
-def run_limited(cmd: list[str], seconds: float, env: dict | None = None, log: Path | None = None) -> tuple[int | None, str, float]:
+def run_limited(cmd: list[str], seconds: float, env: dict | None = None,
+                log: Path | None = None) -> tuple[int | None, str, float]:
     """Run ``cmd`` for at most ``seconds`` (then its whole process group is stopped); ``(returncode or None on
     timeout, output, wall seconds)``."""
     start = time.perf_counter()
@@ -297,7 +298,8 @@ def section_a(ctx, report: Report, budget: Budget) -> list[str]:
     report.add("a", what, "slots used", len(used), "slots", slots_used)
     names = sorted({m["gpu"]["name"] for m in where})
     lines.append(f"Ran the {what}: exit {'timeout' if rc is None else rc} after {wall:.0f} s; {len(metrics)} runs "
-                 f"evaluated, {len(on_device)} of them trained and evaluated in a GPU slot ({', '.join(names) or '-'}), "
+                 f"evaluated, {len(on_device)} of them trained and evaluated in a GPU slot "
+                 f"({', '.join(names) or '-'}), "
                  f"slots used: {slots_used}. Log: `{work / 'run.log'}`.")
     if rc != 0 or not metrics or len(on_device) != len(metrics):
         raise RuntimeError(" ".join(lines))
@@ -333,7 +335,7 @@ def section_b(ctx, report: Report, budget: Budget) -> list[str]:
                 torch.cuda.reset_peak_memory_stats(device)
             try:  # peak memory: this model's weights, gradients, Adam state, batch and activations
                 step, forward = training_step(built[key], device)
-                ms = time_ms(lambda: step(precision), device, warmup, repeat)
+                ms = time_ms(lambda step=step, precision=precision: step(precision), device, warmup, repeat)
                 peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
                 fwd = time_ms(forward, device, warmup, repeat) if precision == "fp32" else None
             except torch.cuda.OutOfMemoryError:
@@ -539,7 +541,8 @@ def section_e(ctx, report: Report, budget: Budget) -> list[str]:
         if results[n] >= PACKING_GAIN * results[best]:
             best = n
     ctx.packing = (best, results[best] / results[1])
-    report.add("e", f"{dataset}/{model}", "best jobs_per_gpu", best, "", f"throughput x{results[best] / results[1]:.2f} "
+    report.add("e", f"{dataset}/{model}", "best jobs_per_gpu", best, "",
+               f"throughput x{results[best] / results[1]:.2f} "
                f"of one job; more only for a gain of {PACKING_GAIN - 1:.0%}")
     return md_table(["concurrent trainings", "samples/s (all together)", "vs one"],
                     [[n, results[n], results[n] / results[1]] for n in PACKING]) + [
@@ -725,7 +728,8 @@ def section_g(ctx, report: Report, budget: Budget) -> list[str]:
         rows.append([model, fit.epochs_run, fit.best_valid_rmse, rmse, rmse / floor])
         report.add("g", f"translation/{model}", "epochs", fit.epochs_run, "", f"trained for {seconds:g} s")
         report.add("g", f"translation/{model}", "test_future RMSE", rmse, "", f"vs persistence {rmse / floor:.3f}")
-    lines = md_table(["model", "epochs", "best valid RMSE", f"test-future RMSE ({steps} steps)", "vs persistence"], rows)
+    lines = md_table(["model", "epochs", "best valid RMSE", f"test-future RMSE ({steps} steps)", "vs persistence"],
+                     rows)
     moved = [r[0] for r in rows[1:] if r[4] < 0.95]
     lines.append(f"Each model trained for {seconds:g} s at the config's settings. "
                  + (f"Off the persistence floor (below 0.95 of it): {', '.join(moved)}." if moved else
@@ -770,7 +774,8 @@ def main(argv=None) -> int:
                         "(default 50, smoke 1)")
     parser.add_argument("--packing-seconds", type=float, default=None, help="(e): seconds per measurement "
                         "(default 12, smoke 1)")
-    parser.add_argument("--packing-model", default="rotation/rgroup", help="(e): dataset/model (default rotation/rgroup)")
+    parser.add_argument("--packing-model", default="rotation/rgroup",
+                        help="(e): dataset/model (default rotation/rgroup)")
     parser.add_argument("--translation-store", help="(g): an existing translation store (results/data/translation.zarr "
                         "of the paper config) instead of simulating it")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

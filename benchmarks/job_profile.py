@@ -111,7 +111,7 @@ def main() -> None:
         config = os.path.join(tmp, "config.yaml")
         with open(config, "w") as fh:
             yaml.safe_dump(merged_config(args.configfile), fh)
-        print(f"| job | part | CPU s | share |\n|---|---|---|---|")
+        print("| job | part | CPU s | share |\n|---|---|---|---|")
         for job in ("train", "evaluate"):
             stats = f"{args.profile}.{job}" if args.profile else os.path.join(tmp, f"{job}.prof")
             code = JOB.format(root=ROOT, config=config, job=job, dataset=dataset, model=args.model,

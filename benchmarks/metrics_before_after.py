@@ -65,9 +65,11 @@ def main() -> None:
     noise = torch.randn(4, 20, 2, 64, 64, generator=g, dtype=torch.float64)
     compare(old, t + 0.5 * noise, t, "random pair, t ~ N(0, 1), p = t + 0.5 N(0, 1), 4 x 20 x 2 x 64 x 64, seed 0")
     scale = torch.tensor([1.0, 0.01], dtype=torch.float64)[None, None, :, None, None]
-    compare(old, t * scale + 0.25 * noise, t * scale, "the same with the target's vy scaled by 0.01, error 0.25 N(0, 1)")
+    compare(old, t * scale + 0.25 * noise, t * scale,
+            "the same with the target's vy scaled by 0.01, error 0.25 N(0, 1)")
     curve = torch.tensor([0.99, 0.9, 0.85, 0.79, 0.82, 0.8, 0.7], dtype=torch.float64)
-    print(f"correlation curve {curve.tolist()}: time old {old.correlation_time(curve)} new {new.correlation_times(curve)}")
+    print(f"correlation curve {curve.tolist()}: time old {old.correlation_time(curve)} "
+          f"new {new.correlation_times(curve)}")
     if not args.store:
         return
 

@@ -8,5 +8,6 @@ settings) -> ``gpus`` (a job's device and GPU slot) -> ``loader`` (samples in bo
 ``train`` -> ``metrics`` / ``evaluate`` / ``symmetry_breaking`` -> ``tables`` / ``figures``.
 
 Snakemake imports ``config``, ``catalogue``, ``runs``, ``external`` (its spec checks) and ``models`` (its name list)
-to build the DAG, where only Snakemake is installed: they and this file import nothing beyond the standard library, yaml and jsonschema.
+to build the DAG, where only Snakemake is installed: they and this file import nothing beyond the standard library,
+yaml and jsonschema.
 """

@@ -182,7 +182,8 @@ def _check_figures(config: dict) -> None:
     """Figure 3 shows models that are trained, at a seed that is run."""
     fig3 = config["figures"]["fig3"]
     if fig3["seed"] not in config["seeds"]:
-        raise ConfigError(f"config['figures']['fig3']['seed']: {fig3['seed']} is not one of config['seeds'] {config['seeds']}")
+        raise ConfigError(f"config['figures']['fig3']['seed']: {fig3['seed']} is not one of "
+                          f"config['seeds'] {config['seeds']}")
     for dataset, models in fig3["models"].items():
         unknown = sorted(set(models) - set(config["models"][dataset]))
         if unknown:

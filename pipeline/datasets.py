@@ -70,7 +70,8 @@ def coordinates(shape: tuple, attrs: dict) -> dict:
     values stay in the attributes only.
     """
     sims, frames, _, height, width = shape
-    first, dt, dx = int(attrs.get("first_frame", 0)), float(attrs.get("time_step", 1.0)), float(attrs.get("cell_size", 1.0))
+    first = int(attrs.get("first_frame", 0))
+    dt, dx = float(attrs.get("time_step", 1.0)), float(attrs.get("cell_size", 1.0))
     length = {"units": attrs.get("length_units", LENGTH_UNITS)}
     out = {
         "sim": (("sim",), np.arange(sims, dtype=np.int64), {"long_name": "sim (position in the store)"}),

@@ -138,7 +138,8 @@ def evaluate_run(params: dict, dataset_name: str, store: str, model_path: str, o
     _check_finite(out, f"{dataset_name}/{saved['name']}/seed{saved['seed']}")
     write_json(out, output)
     log.info("%s/%s/seed%s: %s", dataset_name, saved["name"], saved["seed"],
-             ", ".join(f"{k} {v:.4f}" for k, v in out.items() if k.endswith(("_rmse", "_error")) and isinstance(v, float)))
+             ", ".join(f"{k} {v:.4f}" for k, v in out.items()
+                       if k.endswith(("_rmse", "_error")) and isinstance(v, float)))
     return out
 
 

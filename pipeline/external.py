@@ -61,7 +61,8 @@ def read_spec(path: str) -> dict:
     if unknown:
         raise ExternalDataError(f"{path}: unknown keys {unknown}; expected some of {sorted(SPEC_KEYS)}")
     if spec.get("symmetry") not in SYMMETRIES:
-        raise ExternalDataError(f"{path}: symmetry is {spec.get('symmetry')!r}; expected one of {', '.join(SYMMETRIES)}")
+        raise ExternalDataError(f"{path}: symmetry is {spec.get('symmetry')!r}; "
+                                 f"expected one of {', '.join(SYMMETRIES)}")
     roles = spec.get("roles")
     if not isinstance(roles, dict) or not set(roles) <= set(ROLES) or "test_domain" not in roles:
         raise ExternalDataError(f"{path}: roles must map test_domain (and optionally train) to lists of sim "
@@ -131,8 +132,8 @@ def _arrays(entry: dict, spec: dict) -> list[tuple[str, object]]:
         if isinstance(node, zarr.Group):
             name = spec.get("array", "velocity")
             if name not in node:
-                raise ExternalDataError(f"{path}: the zarr group has no array {name!r} (arrays: {sorted(node.array_keys())}); "
-                                        f"set 'array' in {entry['spec']}")
+                raise ExternalDataError(f"{path}: the zarr group has no array {name!r} "
+                                        f"(arrays: {sorted(node.array_keys())}); set 'array' in {entry['spec']}")
             return [(f"{path}/{name}", node[name])]
         return [(path, node)]
     out = []
@@ -201,7 +202,8 @@ def _sims(spec_path: str, spec: dict, n: int, data_path: str) -> list[dict]:
     records = [{"index": i, "role": "test_domain" if i in held else "train"} for i in range(n)]
     for key, values in spec.get("parameters", {}).items():
         if len(values) != n:
-            raise ExternalDataError(f"{spec_path}: parameters.{key} has {len(values)} values, expected one per sim ({n})")
+            raise ExternalDataError(f"{spec_path}: parameters.{key} has {len(values)} values, "
+                                    f"expected one per sim ({n})")
         if key in ("index", "role"):
             raise ExternalDataError(f"{spec_path}: parameters.{key}: {key!r} is reserved")
         for r, v in zip(records, values):

@@ -2,11 +2,11 @@
 and the symmetry breaking read off the relaxed weights.
 
 This module is the one place that defines how a model looks (:data:`MODEL_STYLES`: colour and marker; its display
-name is ``pipeline.display``'s, shared with the tables) and how a split is named and drawn (:data:`SPLIT_STYLES`); every figure uses them. Each ``plot_*``
-function takes in-memory data (aggregated tables as pandas frames, arrays) and returns a matplotlib
-``Figure`` sized for the paper (single column :data:`COLUMN` inches wide, full width :data:`PAGE`), so the
-tests can count its panels and lines; :func:`save` writes it. The ``*_figure`` functions at the end read
-the pipeline's files and are what the Snakemake scripts call.
+name is ``pipeline.display``'s, shared with the tables) and how a split is named and drawn (:data:`SPLIT_STYLES`);
+every figure uses them. Each ``plot_*`` function takes in-memory data (aggregated tables as pandas frames, arrays)
+and returns a matplotlib ``Figure`` sized for the paper (single column :data:`COLUMN` inches wide, full width
+:data:`PAGE`), so the tests can count its panels and lines; :func:`save` writes it. The ``*_figure`` functions at
+the end read the pipeline's files and are what the Snakemake scripts call.
 
 Units: velocities are in grid cells per simulation time unit (the domain is ``[0, grid]^2`` with one cell per
 length unit), so every RMSE and equivariance error of a velocity field is in those units.
@@ -189,7 +189,8 @@ def plot_equivariance(df: pd.DataFrame, own: dict | None = None):
     ax.plot([0, hi], [0, hi], color="0.5", linestyle=":", linewidth=1, label="Model = data", zorder=1)
     for model in model_order(df["model"]):
         m = df[df["model"] == model].sort_values("data_equivariance_error")
-        ax.errorbar(m["data_equivariance_error"], m["equivariance_error_mean"], yerr=m["equivariance_error_std"].fillna(0),
+        ax.errorbar(m["data_equivariance_error"], m["equivariance_error_mean"],
+                    yerr=m["equivariance_error_std"].fillna(0),
                     color=model_color(model), marker=model_marker(model), capsize=2, elinewidth=0.8,
                     label=model_label(model, "equivariance", own), zorder=2)
     # equal scales when the two ranges are alike (the diagonal at 45 degrees), else each axis its own range
@@ -322,8 +323,8 @@ def plot_heat(result):
         di = axes[r, -1].imshow(diffs[r], cmap="RdBu_r", vmin=-d_max, vmax=d_max, extent=extent)
         axes[r, -1].set_title(f"max {100 * rotation_asymmetry(frames[-1]):.1f}%", fontsize=7)
     axes[0, 0].set_title(r"Diffusivity $\kappa$")
-    axes[0, -1].set_title(f"$T - R_{{90}}T$, t = {result.times[-1]:g}\nmax {100 * rotation_asymmetry(result.uniform[-1]):.1f}%",
-                          fontsize=7)
+    axes[0, -1].set_title(f"$T - R_{{90}}T$, t = {result.times[-1]:g}\n"
+                          f"max {100 * rotation_asymmetry(result.uniform[-1]):.1f}%", fontsize=7)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -352,7 +353,8 @@ def figure_steps(steps, rollout: int) -> list[int]:
 
 
 @_styled
-def plot_predictions(target: np.ndarray, predictions: dict, steps, dataset: str | None = None, labels: dict | None = None,
+def plot_predictions(target: np.ndarray, predictions: dict, steps, dataset: str | None = None,
+                     labels: dict | None = None,
                      title: str | None = None, own: dict | None = None):
     """Velocity magnitude of the ground truth (first row) and each model's rollout (one row per model) at
     ``steps`` (1-based rollout steps), on one colour scale (0 .. the largest ground-truth magnitude).
@@ -480,7 +482,8 @@ def plot_correlation(df: pd.DataFrame, dataset: str, thresholds=CORRELATION_THRE
                      for _, g in m.groupby("seed", dropna=False)]  # persistence has no seed
             steps, mean, std = curve.index.to_numpy(), curve["mean"].to_numpy(), np.nan_to_num(curve["std"].to_numpy())
             ax.plot(steps, mean, color=model_color(model), marker=model_marker(model), markevery=_every(len(steps)),
-                    linestyle=model_linestyle(model), label=f"{model_label(model, dataset, own)} ({np.mean(times):.1f})")
+                    linestyle=model_linestyle(model),
+                    label=f"{model_label(model, dataset, own)} ({np.mean(times):.1f})")
             ax.fill_between(steps, mean - std, mean + std, color=model_color(model), alpha=0.15, linewidth=0)
         for t in thresholds:
             ax.axhline(t, color="0.4", linestyle=":", linewidth=1)

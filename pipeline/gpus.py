@@ -28,8 +28,8 @@ A job on the CPU claims nothing. For tests on machines without a GPU, the enviro
 exactly as above (the same lock files, the same ``CUDA_VISIBLE_DEVICES``) but compute on the CPU.
 
 :func:`job_device` is what a job calls (``workflow/scripts/train.py`` and the other GPU jobs); :func:`record` is what
-``metrics.json`` and ``model.pt`` keep of it. ``python -m pipeline.gpus`` lists the slots and their holders. Standard library only at import: a job claims its slot before torch
-touches CUDA.
+``metrics.json`` and ``model.pt`` keep of it. ``python -m pipeline.gpus`` lists the slots and their holders.
+Standard library only at import: a job claims its slot before torch touches CUDA.
 """
 from __future__ import annotations
 
@@ -257,7 +257,8 @@ def claim_device(device: str = "auto", gpus: dict | None = None, job: str = "") 
 
 
 def job_name(smk) -> str:
-    """How a Snakemake job is named in its lock file: rule and wildcards (``train dataset=rotation model=conv seed=0``)."""
+    """How a Snakemake job is named in its lock file: rule and wildcards
+    (``train dataset=rotation model=conv seed=0``)."""
     return " ".join([smk.rule, *(f"{k}={v}" for k, v in smk.wildcards.items())])
 
 

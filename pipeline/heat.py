@@ -91,7 +91,8 @@ def simulate(grid: int = 64, diffusivity: float = 1.0, variation: float = 0.3, b
 
         def grid_of(values: np.ndarray):
             # arrays are [y, x]; PhiFlow's spatial order is (x, y)
-            return CenteredGrid(math.tensor(values.T, math.spatial("x,y")), ZERO_GRADIENT, bounds=bounds, x=grid, y=grid)
+            return CenteredGrid(math.tensor(values.T, math.spatial("x,y")), ZERO_GRADIENT, bounds=bounds, x=grid,
+                                y=grid)
 
         coefficients = {"uniform": diffusivity, "varying": grid_of(kappa)}
         solve = Solve("CG", tolerance, tolerance, max_iterations=10 * grid * grid)

@@ -75,7 +75,8 @@ def build_equivariance_level(level: int, data: dict, shard_files: list[str], out
     indices = equivariance_base_indices(data["equivariance"]["levels"])
     first, _ = frame_range(data["equivariance"])
     error_first, error_last = data["equivariance"]["error_frames"]
-    velocity, error = datasets.equivariance_level(base, indices, level, slice(error_first - first, error_last - first + 1))
+    velocity, error = datasets.equivariance_level(base, indices, level, slice(error_first - first,
+                                                                              error_last - first + 1))
     members = [1 + j * level for j in range(4)]
     by_base = {s.index: s for s in family_sims("equivariance", data)}
     sims = [{**by_base[m].metadata(), "index": j, "rotation_quarter_turns": j} for j, m in enumerate(members)]

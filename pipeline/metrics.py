@@ -130,7 +130,8 @@ def well_spectral_bins(h: int, w: int) -> torch.Tensor:
 
 
 def well_wavenumber(h: int, w: int) -> torch.Tensor:
-    """``(h, w)``: The Well's isotropic angular wavenumber of each 2-D FFT coefficient (see :func:`well_spectral_bins`)."""
+    """``(h, w)``: The Well's isotropic angular wavenumber of each 2-D FFT coefficient
+    (see :func:`well_spectral_bins`)."""
     fy = torch.fft.fftfreq(h, dtype=torch.float64)
     fx = torch.fft.fftfreq(w, dtype=torch.float64)
     return 2 * torch.pi * torch.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
@@ -188,7 +189,8 @@ def shell_power_per_step(pred, target) -> torch.Tensor:
     return out.mean(dim=0)
 
 
-def frmse_from_shells(shell_power: torch.Tensor, h: int, w: int, bands=PDEBENCH_BANDS) -> dict[str, torch.Tensor | None]:
+def frmse_from_shells(shell_power: torch.Tensor, h: int, w: int,
+                      bands=PDEBENCH_BANDS) -> dict[str, torch.Tensor | None]:
     """PDEBench's fRMSE (``err_F`` of ``metric_func``, ``Lx = Ly = 1``) per step from :func:`shell_power_per_step`
     over all the samples: each shell's RMSE ``sqrt(mean_samples shell power) / (H W)``, averaged over the shells of a
     band (low ``[0, 4)``, mid ``[4, 12)``, high ``[12, min(H, W) / 2)``), then over components. ``None`` for a band
@@ -263,8 +265,8 @@ def summarise_rollout(scores: dict[str, torch.Tensor], frame_size: tuple[int, in
                       thresholds=CORRELATION_THRESHOLDS) -> dict:
     """The metrics.json entries of one split from per-step scores over all its samples
     (:func:`rollout_scores_per_step`): for every name of :data:`PER_STEP_METRICS`, the per-step list and the value of
-    the rollout (the mean over steps); the correlation time at each of ``thresholds`` (:func:`correlation_times`). An fRMSE band that the frame does not
-    have is ``None``."""
+    the rollout (the mean over steps); the correlation time at each of ``thresholds`` (:func:`correlation_times`).
+    An fRMSE band that the frame does not have is ``None``."""
     h, w = frame_size
     curves = {name: scores[name] for name in PER_STEP_METRICS if name in scores}
     curves.update({f"frmse_{b}": v for b, v in frmse_from_shells(scores["shell_power"], h, w).items()})

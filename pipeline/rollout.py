@@ -41,7 +41,8 @@ def frames_tensor(dataset: datasets.Dataset, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def rollout_mse_per_step(model: torch.nn.Module, samples: Samples, batch: int, steps: int | None = None) -> torch.Tensor:
+def rollout_mse_per_step(model: torch.nn.Module, samples: Samples, batch: int,
+                         steps: int | None = None) -> torch.Tensor:
     """Mean squared error of each rolled-out step over the whole split (see the module docstring)."""
     steps = steps or samples.out_length
     total, n = None, 0

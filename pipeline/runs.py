@@ -26,7 +26,8 @@ PERSISTENCE = "persistence"
 # figures import (the schema's default repeats it for the reader; tests/test_config.py checks that they agree).
 CORRELATION_THRESHOLDS = (0.8, 0.9, 0.95)
 
-TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length", "precision", "deterministic")
+TRAINING_KEYS = ("epochs", "patience", "batch", "lr", "decay", "weight_decay", "out_length", "precision",
+                 "deterministic")
 # The window keys each job reads (windows of the other splits do not change its result).
 TRAIN_WINDOW_KEYS = ("offset", "input_length", "train", "valid")
 EVALUATE_WINDOW_KEYS = ("offset", "input_length", "rollout", "valid", "test_future", "test_domain")

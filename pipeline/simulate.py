@@ -185,7 +185,8 @@ def simulate(plumes: Sequence[Plume], steps: int, method: str = "fast", return_f
             bad = ~(np.isfinite(vx).all(axis=(-2, -1)) & np.isfinite(vy).all(axis=(-2, -1)))
             if bad.any():
                 names = ", ".join(plumes[i].label or repr(plumes[i]) for i in np.flatnonzero(bad))
-                raise SimulationError(f"simulation diverged: non-finite velocity in {names} at step {step + 1} of {steps}")
+                raise SimulationError(f"simulation diverged: non-finite velocity in {names} "
+                                      f"at step {step + 1} of {steps}")
             frames[:, step] = faces_to_centres(vx, vy)
     if return_faces:
         return frames, (vx, vy)

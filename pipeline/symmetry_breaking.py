@@ -195,7 +195,8 @@ def gamma_rows(metrics: dict, source: str = "metrics.json") -> list[dict]:
             raise KeyError(f"symmetry_breaking: {source} has model_gamma_{i} but not {', '.join(missing)}")
         gamma = float(metrics[f"model_gamma_{i}"])
         rows.append({**run, "layer": f"layer{i}", "gamma": gamma, "abs_gamma": abs(gamma),
-                     "slack": float(metrics[f"model_slack_{i}"]), "multiplier": float(metrics[f"model_multiplier_{i}"])})
+                     "slack": float(metrics[f"model_slack_{i}"]),
+                     "multiplier": float(metrics[f"model_multiplier_{i}"])})
     return rows
 
 

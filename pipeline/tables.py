@@ -82,7 +82,8 @@ def _cell(mean: float, std: float, pm: str, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" if math.isnan(std) else f"{mean:.{digits}f}{pm}{std:.{digits}f}"
 
 
-def _grid(df: pd.DataFrame, pm: str, value: str = "rmse", mark: str = "") -> tuple[list[str], list[tuple[str, list[str]]]]:
+def _grid(df: pd.DataFrame, pm: str, value: str = "rmse",
+          mark: str = "") -> tuple[list[str], list[tuple[str, list[str]]]]:
     """Column models and rows ``(label, cells)`` laid out like the paper: ours (``{value}_mean +- {value}_std``),
     then ``mark`` where the table says the model is not below persistence, then the paper's in brackets where the
     table has the paper's column."""
@@ -124,7 +125,8 @@ def table1_latex(df: pd.DataFrame, own: dict | None = None) -> str:
     lines += [f"{label} & " + " & ".join(cells) + r" \\" for label, cells in rows]
     lines.append(r"\bottomrule")
     if PERSISTENCE in models:
-        lines.append(rf"\multicolumn{{{len(models) + 1}}}{{l}}{{\footnotesize {NOT_BELOW_MARK['tex']} {NOT_BELOW_NOTE}.}} \\")
+        lines.append(rf"\multicolumn{{{len(models) + 1}}}{{l}}"
+                     rf"{{\footnotesize {NOT_BELOW_MARK['tex']} {NOT_BELOW_NOTE}.}} \\")
     lines.append(r"\end{tabular}")
     return "\n".join(lines) + "\n"
 

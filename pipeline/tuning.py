@@ -230,8 +230,6 @@ def run_trial(params: dict, dataset: str, store: str, model: str, out_dir: str, 
     it is never promoted). The trial's best weights (``model.pt``) are deleted once scored: promotion and
     selection need only the score, the next rung the checkpoint, and the final runs train afresh.
     """
-    import torch
-
     from .train import Diverged, train_run
 
     trial, run, rung = params["trial"], params["run"], params["rung"]

@@ -13,18 +13,25 @@ def test_shipped_configs_are_valid(preset):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c["data"]["rotation"].update(simz=3), r"config\['data'\]\['rotation'\]: Additional properties are not allowed \('simz'"),
+    (lambda c: c["data"]["rotation"].update(simz=3),
+     r"config\['data'\]\['rotation'\]: Additional properties are not allowed \('simz'"),
     (lambda c: c["data"].update(grid="64"), r"config\['data'\]\['grid'\]: '64' is not of type 'integer'"),
-    (lambda c: c["data"]["scaling"].update(factors=[0.5]), r"config\['data'\]\['scaling'\]\['factors'\]\[0\]: 0.5 is less than the minimum of 1"),
-    (lambda c: c["data"]["translation"].update(test_domain=[[33, 5]]), r"config\['data'\]\['translation'\]\['test_domain'\]\[0\]: \[33, 5\] is not a sim"),
-    (lambda c: c["data"]["equivariance"].update(last_frame=70), r"config\['data'\]\['equivariance'\]: frames 10..70 must lie within the 61 simulated steps"),
+    (lambda c: c["data"]["scaling"].update(factors=[0.5]),
+     r"config\['data'\]\['scaling'\]\['factors'\]\[0\]: 0.5 is less than the minimum of 1"),
+    (lambda c: c["data"]["translation"].update(test_domain=[[33, 5]]),
+     r"config\['data'\]\['translation'\]\['test_domain'\]\[0\]: \[33, 5\] is not a sim"),
+    (lambda c: c["data"]["equivariance"].update(last_frame=70),
+     r"config\['data'\]\['equivariance'\]: frames 10..70 must lie within the 61 simulated steps"),
     (lambda c: c["windows"].update(rotation={**c["windows"]["rotation"], "test_future": [200, 300]}),
-     r"config\['windows'\]\['rotation'\]\['test_future'\]: window starts up to 299 need 331 frames but rotation stores 309"),
+     r"config\['windows'\]\['rotation'\]\['test_future'\]: window starts up to 299 need 331 frames "
+     r"but rotation stores 309"),
     (lambda c: c["data"]["equivariance"].update(error_frames=[5, 58]),
-     r"config\['data'\]\['equivariance'\]\['error_frames'\]: \[5, 58\] must be a range \[first, last\] within the stored frames 10..59"),
+     r"config\['data'\]\['equivariance'\]\['error_frames'\]: \[5, 58\] must be a range \[first, last\] "
+     r"within the stored frames 10..59"),
     (lambda c: c["data"].pop("translation"), r"config\['data'\]: 'translation' is a required property"),
     (lambda c: c["evaluation"].update(correlation_threshold=0.8),
-     r"config\['evaluation'\]\['correlation_threshold'\] was replaced by config\['evaluation'\]\['correlation_thresholds'\], a list"),
+     r"config\['evaluation'\]\['correlation_threshold'\] was replaced by "
+     r"config\['evaluation'\]\['correlation_thresholds'\], a list"),
     (lambda c: c["evaluation"].update(correlation_thresholds=[]),
      r"config\['evaluation'\]\['correlation_thresholds'\]: \[\] should be non-empty"),
     (lambda c: c["evaluation"].update(correlation_thresholds=[0.8, 0.8]),

@@ -39,7 +39,8 @@ def test_registered_model_is_a_model_of_its_symmetry():
     params = runs.train_params(cfg, "rotation", "smallnet")
     assert params["builder"] == "mynets.nets:build" and params["model"]["alpha"] == 1e-3
     assert "builder" not in runs.train_params(cfg, "rotation", "conv")  # our models' params are unchanged
-    trial = {"trial": 0, "draw": None, "parameters": 1, "tuned": {}, "settings": {**params["training"], **params["model"]}}
+    trial = {"trial": 0, "draw": None, "parameters": 1, "tuned": {},
+             "settings": {**params["training"], **params["model"]}}
     assert search.trial_params(cfg, "rotation", trial, model="smallnet")["run"]["builder"] == "mynets.nets:build"
 
 
@@ -88,7 +89,8 @@ def write_module(folder: Path, name: str, body: str) -> str:
 
 
 def net_module(folder: Path, name: str, forward: str = "self.conv(x.reshape(b, t * c, h, w))",
-               regularizer: str = "", builder: str = "def build(in_frames, hidden):\n    return Net(in_frames, hidden)"):
+               regularizer: str = "",
+               builder: str = "def build(in_frames, hidden):\n    return Net(in_frames, hidden)"):
     text = textwrap.dedent(GOOD).format(forward=forward, regularizer=regularizer) + "\n" + builder + "\n"
     (folder / f"{name}.py").write_text(text)
     return name
@@ -138,7 +140,8 @@ def test_a_missing_builder_is_refused(tmp_path, monkeypatch):
 @pytest.mark.parametrize("builder, hp, expected", [
     ("def build(in_frames, hidden, dropout):\n    return Net(in_frames, hidden)", HP,
      "the builder takes argument(s) ['dropout'] that the run does not give"),
-    ("def build(in_frames, **kw):\n    return Net(in_frames, 2)", HP, "the builder's argument **kw is not a named keyword"),
+    ("def build(in_frames, **kw):\n    return Net(in_frames, 2)", HP,
+     "the builder's argument **kw is not a named keyword"),
     ("def build(in_frames, hidden):\n    return Net(in_frames, hidden)", {**HP, "depth": 3},
      "the run gives hyper-parameter(s) ['depth'] that the builder does not take; expected them among its "
      "arguments ['hidden', 'in_frames']"),
@@ -151,7 +154,8 @@ def test_a_builder_with_unknown_arguments_is_refused(tmp_path, monkeypatch, buil
 
 
 @pytest.mark.parametrize("forward, expected", [
-    ("self.conv(x.reshape(b, t * c, h, w))[:, :1]", "to (2, 1, 8, 8); expected the next frame, shape (B, 2, H, W) = (2, 2, 8, 8)"),
+    ("self.conv(x.reshape(b, t * c, h, w))[:, :1]",
+     "to (2, 1, 8, 8); expected the next frame, shape (B, 2, H, W) = (2, 2, 8, 8)"),
     ("self.conv(x.reshape(b, t * c, h, w))[None]", "to (1, 2, 2, 8, 8); expected the next frame"),
     ("self.conv(x[:, -1])", "forward on a zero batch of shape (2, 2, 2, 8, 8) (B, T_in, 2, H, W) failed (RuntimeError"),
 ])

@@ -39,7 +39,8 @@ def test_paper_families_follow_the_protocol(paper):
     assert by_k[4].plume.inflow == (5.0, 32.0) and by_k[4].plume.buoyancy == pytest.approx((0.04, 0.0))
     assert by_k[6].role == "test_domain" and by_k[7].role == "train"
     last = sc[-1].plume
-    assert (last.grid, last.domain, last.inflow, last.radius) == (301, pytest.approx(300.8), pytest.approx((150.4, 23.5)), pytest.approx(23.5))
+    assert (last.grid, last.domain, last.inflow, last.radius) == (301, pytest.approx(300.8),
+                                                                  pytest.approx((150.4, 23.5)), pytest.approx(23.5))
     assert [sc[i].role for i in (5, 30)] == ["test_domain", "test_domain"] and sc[0].role == "train"
     assert equivariance_base_indices(10) == sorted({1 + j * n for n in range(10) for j in range(4)})
 

@@ -19,8 +19,10 @@ from helpers import ROOT
 ENVS = sorted((ROOT / "envs").glob("*.yaml"))
 # The packages whose versions change data, models or numbers, those that write and read the stores, and the
 # workflow engine itself.
-MATTER = ("torch", "escnn", "phiflow", "phiml", "numpy", "zarr", "dask", "xarray", "snakemake", "snakemake-executor-plugin-slurm")
-CONDA_NAMES = {"pytorch": "torch", "snakemake-minimal": "snakemake", "dask-core": "dask"}  # conda-forge name -> PyPI name
+MATTER = ("torch", "escnn", "phiflow", "phiml", "numpy", "zarr", "dask", "xarray", "snakemake",
+          "snakemake-executor-plugin-slurm")
+# conda-forge name -> PyPI name
+CONDA_NAMES = {"pytorch": "torch", "snakemake-minimal": "snakemake", "dask-core": "dask"}
 
 
 def conda_requirement(entry: str) -> tuple[str, SpecifierSet]:
@@ -118,7 +120,8 @@ def test_env_pins_every_package(env):
 def test_env_agrees_with_pyproject(env, pins):
     requirements = {**env_requirements(env), **post_deploy_requirements(env)}
     differ = {name: f"{env.name}: '{requirements[name]}', pyproject.toml: '{pins[name]}'"
-              for name in MATTER if name in requirements and not pins[name].contains(pinned_version(requirements[name]))}
+              for name in MATTER
+              if name in requirements and not pins[name].contains(pinned_version(requirements[name]))}
     assert not differ, differ
 
 

@@ -75,7 +75,8 @@ def test_metrics_of_a_rotation_run(tmp_path):
 def test_the_configured_correlation_thresholds_name_the_correlation_times(tmp_path):
     cfg, m = _trained(tmp_path, "rotation")
     params = runs.evaluate_params({**cfg, "evaluation": {"correlation_thresholds": [-0.5, 0.99]}}, "rotation")
-    again = evaluate.evaluate_run(params, "rotation", str(tmp_path / "rotation.zarr"), str(tmp_path / "run" / "model.pt"),
+    again = evaluate.evaluate_run(params, "rotation", str(tmp_path / "rotation.zarr"),
+                                  str(tmp_path / "run" / "model.pt"),
                                   str(tmp_path / "again.json"))
     steps = cfg["windows"]["rotation"]["rollout"]
     for split in ("valid", "test_future", "test_domain"):
@@ -137,7 +138,8 @@ def test_metrics_of_a_model_with_variants_score_each_variant(tmp_path):
     cfg, m = _trained(tmp_path, "rotation", "sbi")
     steps = cfg["windows"]["rotation"]["rollout"]
     for split in ("test_future", "test_domain"):
-        assert math.isfinite(m[f"fields_zeroed_{split}_rmse"]) and len(m[f"fields_zeroed_{split}_rmse_per_step"]) == steps
+        assert math.isfinite(m[f"fields_zeroed_{split}_rmse"])
+        assert len(m[f"fields_zeroed_{split}_rmse_per_step"]) == steps
         assert m[f"fields_zeroed_{split}_rmse"] != m[f"{split}_rmse"]
     assert "fields_zeroed_valid_rmse" not in m
     assert 0 <= m["fields_zeroed_equivariance_error"] < 1e-5 < m["equivariance_error"]

@@ -37,7 +37,8 @@ def make_external(folder: Path, fmt: str = "npy", shape=(5, 14, 2, 8, 8), spec_e
                 np.save(data / f"part{i}.npy", part)
             else:
                 torch.save(torch.from_numpy(part), data / f"part{i}.pt")
-    spec = {"symmetry": "rotation", "roles": {"test_domain": [3]}, "parameters": {"re": [100 * (i + 1) for i in range(shape[0])]},
+    spec = {"symmetry": "rotation", "roles": {"test_domain": [3]},
+            "parameters": {"re": [100 * (i + 1) for i in range(shape[0])]},
             "time_step": 0.5, "time_units": "s", "cell_size": 0.25, "length_units": "m", **(spec_extra or {})}
     (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
     return {"path": str(data), "format": fmt, "spec": str(folder / "spec.yaml")}
@@ -70,7 +71,8 @@ def test_dag_time_checks_name_the_spec(tmp_path):
     with pytest.raises(pipeline_config.ConfigError, match=r"spec\.yaml: symmetry is 'reflection'"):
         pipeline_config.validate(registered(entry))
     entry = make_external(tmp_path / "in2", spec_extra={"roles": {"test_domain": [1], "train": [1, 2]}})
-    with pytest.raises(pipeline_config.ConfigError, match=r"spec\.yaml: sim 1 is listed in roles.test_domain and roles.train"):
+    with pytest.raises(pipeline_config.ConfigError,
+                       match=r"spec\.yaml: sim 1 is listed in roles.test_domain and roles.train"):
         pipeline_config.validate(registered(entry))
     entry = make_external(tmp_path / "in3")
     config = registered({**entry, "path": str(tmp_path / "nowhere")})
@@ -78,7 +80,8 @@ def test_dag_time_checks_name_the_spec(tmp_path):
         pipeline_config.validate(config)
     config = registered(entry)
     del config["windows"]["mine"]
-    with pytest.raises(pipeline_config.ConfigError, match=r"config\['windows'\]: no entry for the external dataset 'mine'"):
+    with pytest.raises(pipeline_config.ConfigError,
+                       match=r"config\['windows'\]: no entry for the external dataset 'mine'"):
         pipeline_config.validate(config)
     config = registered(entry)
     config["models"]["typo"] = ["conv"]
@@ -87,7 +90,8 @@ def test_dag_time_checks_name_the_spec(tmp_path):
 
 
 @pytest.mark.parametrize("case, shape, spec, message", [
-    ("rank", (5, 14, 2, 8), {}, r"part0\.npy: expected an array of shape \(sims, frames, 2, H, W\).*got shape \(2, 14, 2, 8\)"),
+    ("rank", (5, 14, 2, 8), {},
+     r"part0\.npy: expected an array of shape \(sims, frames, 2, H, W\).*got shape \(2, 14, 2, 8\)"),
     ("square", (5, 14, 2, 8, 6), {}, r"part0\.npy: rotation models need square frames \(H == W\); got H=8, W=6"),
     ("roles", (5, 14, 2, 8, 8), {"roles": {"test_domain": [3, 9]}},
      r"spec\.yaml: roles.test_domain names sims \[9\], but .*data holds 5 sims \(0..4\)"),
@@ -127,7 +131,8 @@ def test_external_dataset_trains_evaluates_and_draws_end_to_end(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     m = json.loads((tmp_path / run / "metrics.json").read_text())
     assert (m["dataset"], m["model"], m["symmetry"]) == ("mine", "conv", "rotation")
-    assert all(math.isfinite(m[k]) for k in ("valid_rmse", "test_future_rmse", "test_domain_rmse", "equivariance_error"))
+    assert all(math.isfinite(m[k]) for k in ("valid_rmse", "test_future_rmse", "test_domain_rmse",
+                                             "equivariance_error"))
     assert len(m["test_domain_rmse_per_step"]) == WINDOWS["rollout"]
     assert (tmp_path / "results" / "figures" / "fig3_mine.png").stat().st_size > 0
     assert datasets.load(tmp_path / "results" / "data" / "mine.zarr").roles == ["train"] * 3 + ["test_domain", "train"]

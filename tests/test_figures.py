@@ -90,7 +90,8 @@ def test_equivariance_figure(tmp_path):
 
 
 def test_alpha_figure_shows_alpha_zero_apart(tmp_path):
-    rows = [dict(alpha=a, split=s, rmse_mean=0.7 + a * 10 + (0.05 if s == "test_domain" else 0), rmse_std=0.02, n_seeds=3)
+    rows = [dict(alpha=a, split=s, rmse_mean=0.7 + a * 10 + (0.05 if s == "test_domain" else 0), rmse_std=0.02,
+                 n_seeds=3)
             for a in (0.0, 1e-6, 1e-4, 1e-2) for s in ("test_future", "test_domain")]
     table = tmp_path / "alpha_sweep.csv"
     pd.DataFrame(rows).to_csv(table, index=False)
@@ -117,7 +118,7 @@ def test_heat_diffusion_symmetry_and_figure(tmp_path):
     np.testing.assert_allclose(r.varying.sum(axis=(1, 2)), r.varying[0].sum(), rtol=1e-6)   # insulated: heat conserved
     assert np.all(np.diff(r.uniform.max(axis=(1, 2))) < 0)
     fig = figures.plot_heat(r)
-    assert len(fig.axes) == 2 * (3 + 2) + 3                          # 2 rows x (kappa, 3 times, difference) + 3 colour bars
+    assert len(fig.axes) == 2 * (3 + 2) + 3  # 2 rows x (kappa, 3 times, difference) + 3 colour bars
     out = tmp_path / "fig2.png"
     figures.save(fig, out, dpi=DPI)
     _png(out, figures.PAGE, 2.2)
@@ -135,7 +136,8 @@ def tiny_runs(tmp_path):
     velocity = rng.normal(size=(3, 14, 2, 16, 16)).astype(np.float32)
     store = tmp_path / "data" / "translation.zarr"
     write_store(store, velocity, {"dataset": "translation", "family": "translation",
-                                  "sims": [{"role": "train"}, {"role": "test_domain"}, {"role": "train"}]}, chunk_frames=8)
+                                  "sims": [{"role": "train"}, {"role": "test_domain"}, {"role": "train"}]},
+                chunk_frames=8)
     windows = {"offset": 1, "input_length": 3, "rollout": 6, "train": [0, 2], "valid": [2, 3],
                "test_future": [3, 4], "test_domain": [0, 4]}
     hp = {"conv": dict(in_frames=3, hidden=2, layers=2, kernel_size=3),
@@ -232,7 +234,8 @@ def test_correlation_figure(tmp_path):
     assert [a.get_title() for a in fig.axes] == ["Rotation: test-future", "Rotation: test-domain"]
     ax = fig.axes[0]
     assert len(ax.get_lines()) == 5  # two models and the three thresholds, dotted
-    assert [(ln.get_ydata()[0], ln.get_linestyle()) for ln in ax.get_lines()[2:]] == [(0.8, ":"), (0.9, ":"), (0.95, ":")]
+    assert ([(ln.get_ydata()[0], ln.get_linestyle()) for ln in ax.get_lines()[2:]]
+            == [(0.8, ":"), (0.9, ":"), (0.95, ":")])
     # the legend gives the first threshold's time: conv drops 0.045 a step: 0.82 at step 4, 0.775 at 5 -> 4;
     # rsteer 0.09 a step: 0.82 at step 2, 0.73 at 3 -> 2
     assert ax.get_legend().get_title().get_text() == "Model (correlation time, > 0.8)"
@@ -263,7 +266,8 @@ def _symmetry_breaking_table():
                                      seed=seed, layer=layer, element="all", departure=sum(v * v for v in per) ** 0.5,
                                      signed=0.0))
                     rows += [dict(dataset=dataset, level=level, data_equivariance_error=0.1 * level, model=model,
-                                  seed=seed, layer=layer, element=str(h), departure=per[h], signed=0.0) for h in range(4)]
+                                  seed=seed, layer=layer, element=str(h), departure=per[h],
+                                  signed=0.0) for h in range(4)]
     return pd.DataFrame(rows)
 
 
@@ -300,7 +304,8 @@ def test_persistence_is_a_dotted_black_line_of_the_rollout_and_correlation_figur
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Persistence", "Conv"]
     # persistence has no seed (empty in the long table); its correlation 0.85, 0.70, ... -> correlation time 1
     persistence = [dict(dataset="rotation", model="persistence", seed=None, split=sp, step=k, rmse=0.2 * k,
-                        correlation=1.0 - 0.15 * k) for sp in ("valid", "test_future", "test_domain") for k in range(1, 7)]
+                        correlation=1.0 - 0.15 * k)
+            for sp in ("valid", "test_future", "test_domain") for k in range(1, 7)]
     table = tmp_path / "metrics_long.csv"
     pd.concat([_long_table(), pd.DataFrame(persistence)]).to_csv(table, index=False)
     fig = figures.plot_correlation(pd.read_csv(table), "rotation", thresholds=[0.8])

@@ -43,7 +43,8 @@ def level_store(folder: Path) -> str:
     shards = []
     for j, sims in enumerate(family_shards("equivariance", data)):
         shards.append(str(folder / f"{j}.npy"))
-        np.save(shards[-1], rng.normal(size=(len(sims), last - first, 2, data["grid"], data["grid"])).astype(np.float32))
+        np.save(shards[-1], rng.normal(size=(len(sims), last - first, 2, data["grid"],
+                                             data["grid"])).astype(np.float32))
     out = str(folder / "equivariance_1.zarr")
     jobs.build_equivariance_level(1, data, shards, out)
     return out

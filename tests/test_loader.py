@@ -53,7 +53,6 @@ def test_reading_in_store_order_decodes_each_chunk_once(tmp_path):
 
 # --- the scratch copy (training.scratch) -----------------------------------------------------------------
 
-import os  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -127,7 +126,8 @@ def test_two_jobs_share_one_scratch_copy(tmp_path):
     path, velocity = store(tmp_path)
     scratch = tmp_path / "scratch"
     flags = [str(tmp_path / f"started{i}") for i in range(2)]
-    jobs = [subprocess.Popen([sys.executable, "-c", SHARE, path, str(CHUNK_MB), str(scratch), flags[i], *flags], cwd=ROOT,
+    jobs = [subprocess.Popen([sys.executable, "-c", SHARE, path, str(CHUNK_MB), str(scratch), flags[i], *flags],
+                             cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     outs = []
     for job in jobs:
@@ -177,7 +177,8 @@ def test_a_full_scratch_disk_stops_the_job_with_a_clear_error(tmp_path):
     array = datasets.open_store(path).velocity
     free = __import__("shutil").disk_usage(scratch).free
     # checked before writing: the copy and the margin to spare exceed what the disk has free
-    with pytest.raises(OSError, match=r"training.scratch: .*scratch has \d+ MB free; the decompressed copy of .*d.zarr"):
+    with pytest.raises(OSError,
+                       match=r"training.scratch: .*scratch has \d+ MB free; the decompressed copy of .*d.zarr"):
         ScratchCopy(path, array, scratch, reserve_bytes=free)
     assert _copies(scratch) == []
     # the disk filling up while writing (a file size limit makes the write fail as a full disk would)

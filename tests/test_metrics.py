@@ -144,7 +144,8 @@ def test_frmse_of_a_wave_lands_in_its_shell_and_a_small_frame_has_no_high_band()
     t = torch.zeros(1, 1, 2, H, W, dtype=torch.float64)
     got = metrics.frmse_per_step(_wave(kx=5), t)
     assert float(got["mid"][0]) == pytest.approx(1 / 16, rel=1e-12)
-    assert float(got["low"][0]) == pytest.approx(0.0, abs=1e-12) and float(got["high"][0]) == pytest.approx(0.0, abs=1e-12)
+    assert float(got["low"][0]) == pytest.approx(0.0, abs=1e-12)
+    assert float(got["high"][0]) == pytest.approx(0.0, abs=1e-12)
     small = metrics.frmse_per_step(*_pair(size=16))
     assert small["high"] is None and small["mid"] is not None   # shells 0..7: no shell 12 or above
 

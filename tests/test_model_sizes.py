@@ -45,4 +45,5 @@ def test_models_table_has_a_row_per_configured_model(tmp_path):
         assert r["parameters"] == count_parameters(model) and r["under_budget"]
         assert r["fwd_bwd_ms_cpu"] > 0 and r["batch"] == cfg["training"]["override"]["batch"]
     by = {(r["family"], r["model"]): r for r in rows}
-    assert by[("rotation", "rsteer")]["channels_per_hidden"] == 4 and by[("rotation", "conv")]["channels_per_hidden"] == 1
+    assert by[("rotation", "rsteer")]["channels_per_hidden"] == 4
+    assert by[("rotation", "conv")]["channels_per_hidden"] == 1

@@ -14,7 +14,8 @@ from test_train import samples, settings
 
 @pytest.fixture(autouse=True)
 def _restore_numerics():
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.get_float32_matmul_precision(),
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+              torch.get_float32_matmul_precision(),
               torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
               os.environ.get("CUBLAS_WORKSPACE_CONFIG"))
     yield
@@ -116,7 +117,8 @@ def test_deterministic_flag_without_importing_inductor():
     import subprocess
     import sys
     code = ("import sys, torch; from pipeline import numerics; numerics.configure('fp32', True); "
-            "print(torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), "
+            "print(torch.are_deterministic_algorithms_enabled(), "
+            "torch.is_deterministic_algorithms_warn_only_enabled(), "
             "'torch._inductor' in sys.modules)")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)

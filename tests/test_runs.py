@@ -34,7 +34,8 @@ def run_blocked(blocked: tuple[str, ...], code: str, *args: str) -> subprocess.C
 
 # A model of one's own (docs/custom-models.md) on the paper's rotation data, the levels and in the search: its
 # module is never imported while the DAG is built (here it does not even exist).
-CUSTOM = {"custom_models": {"mynet": {"symmetries": ["rotation"], "builder": "no_such_package.nets:build", "name": "MyNet"}},
+CUSTOM = {"custom_models": {"mynet": {"symmetries": ["rotation"], "builder": "no_such_package.nets:build",
+                                      "name": "MyNet"}},
           "models": {"rotation": ["conv", "mynet"], "equivariance": ["conv", "mynet"]},
           "tuning": {"models": {"rotation": ["conv", "mynet"]}}}
 
@@ -45,7 +46,8 @@ def test_dag_time_modules_import_without_numpy_or_torch():
         cfg = config.validate(config.load("config.yaml"))
         assert models.names("rotation") and runs.train_params(cfg, "rotation", "rsteer")
         for key, value in {CUSTOM!r}.items():  # merged as --configfile merges
-            cfg[key] = {{**cfg.get(key, {{}}), **value}} if key != "tuning" else {{**cfg[key], "models": {{**cfg[key]["models"], **value["models"]}}}}
+            cfg[key] = ({{**cfg.get(key, {{}}), **value}} if key != "tuning"
+                        else {{**cfg[key], "models": {{**cfg[key]["models"], **value["models"]}}}})
         cfg = config.validate(cfg)
         assert runs.train_params(cfg, "rotation", "mynet")["builder"] == "no_such_package.nets:build"
     """)

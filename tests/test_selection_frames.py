@@ -57,7 +57,8 @@ def test_selection_reads_no_frame_that_a_test_split_scores(preset):
         assert set(read) == set(ds.sims_with_role("train")), f"{preset} {family}: selection reads every train sim"
         for sim in range(len(ds.roles)):
             common = read.get(sim, set()) & scored.get(sim, set())
-            assert not common, f"{preset or 'config.yaml'} {family} sim {sim}: selection reads test frames {sorted(common)}"
+            assert not common, (f"{preset or 'config.yaml'} {family} sim {sim}: "
+                                f"selection reads test frames {sorted(common)}")
 
 
 def test_the_paper_config_selects_on_the_early_validation_windows_and_the_old_score_overlapped():

@@ -91,13 +91,16 @@ def test_equivariant_rsteer_layer_with_non_invariant_coefficients_scores_zero():
         for x in range(k):
             values = conv.basis[:, :, :, y, x].double().reshape(L, d_out * d_in)   # (L, entries)
             _, sv, vh = torch.linalg.svd(values.T)
-            null = vh[int((sv > 1e-6 * sv.max()).sum()):]                          # coefficient vectors c, c @ values = 0
+            null = vh[int((sv > 1e-6 * sv.max()).sum()):]  # coefficient vectors c, c @ values = 0
             if len(null):
                 free[:, y, x] = null.T @ torch.randn(len(null), generator=g, dtype=torch.float64)
     with torch.no_grad():
         conv.delta += 3.0 * free.float()
     assert torch.allclose(conv.kernel(), before, atol=1e-5), "the null-space coefficients changed the kernel"
-    orbit = lambda w: torch.stack([torch.rot90(w, t, dims=(-1, -2)) for t in range(4)]).mean(dim=0)
+
+    def orbit(w):
+        return torch.stack([torch.rot90(w, t, dims=(-1, -2)) for t in range(4)]).mean(dim=0)
+
     assert _weight_space_departure(conv.weight, orbit) > 0.5   # the old measure: far from invariant
     assert _equivariance_error(model) < 1e-5
     assert _rows(model, "conv1")["all"]["departure"] < RSTEER_TOL
@@ -213,7 +216,8 @@ def test_table_of_saved_runs(tmp_path):
     back = pd.read_csv(tmp_path / "sb.csv")
     assert list(back.columns) == sb.COLUMNS and len(back) == len(df) == 2 * 2 * 5
     proj = back[(back.layer == "projection") & (back.level == 3)].set_index("element")
-    assert proj.loc["3", "signed"] < 0 and proj.loc["3", "departure"] == proj.loc[["0", "1", "2", "3"], "departure"].max()
+    assert proj.loc["3", "signed"] < 0 and proj.loc["3", "departure"] == proj.loc[["0", "1", "2", "3"],
+                                                                                  "departure"].max()
 
 
 # --- ACE's gamma_i (pipeline.models.common.ACE), read from the runs' metrics.json ------------------------------------

@@ -17,13 +17,14 @@ def run(dataset, model, seed, future, domain, **extra):
 
 
 RUNS = [run("rotation", "rsteer", s, 0.8 + 0.1 * s, 0.6 + 0.1 * s) for s in range(3)] + \
-       [run("translation", "conv", 0, 1.0, 0.7), run("rotation", "conv", 0, 1.2, 1.1), run("rotation", "conv", 1, 1.4, 1.3)]
+       [run("translation", "conv", 0, 1.0, 0.7), run("rotation", "conv", 0, 1.2, 1.1),
+        run("rotation", "conv", 1, 1.4, 1.3)]
 
 
 def test_table1_aggregates_seeds_and_carries_the_paper():
     df = tables.table1(RUNS)
-    assert list(df.columns) == ["dataset", "model", "split", "rmse_mean", "rmse_std", "n_seeds", "paper_mean", "paper_std",
-                                "persistence_rmse", "below_persistence"]
+    assert list(df.columns) == ["dataset", "model", "split", "rmse_mean", "rmse_std", "n_seeds", "paper_mean",
+                                "paper_std", "persistence_rmse", "below_persistence"]
     assert df.below_persistence.isna().all() and df.persistence_rmse.isna().all()  # no persistence evaluated
     r = df[(df.dataset == "rotation") & (df.model == "rsteer") & (df.split == "test_future")].iloc[0]
     assert (r.rmse_mean, r.rmse_std, r.n_seeds) == (pytest.approx(0.9), pytest.approx(0.1), 3)
@@ -81,7 +82,8 @@ def test_table1_marks_every_model_not_below_persistence(tmp_path):
 
 def test_equivariance_rollout_and_sweep_tables(tmp_path):
     levels = [{"dataset": f"equivariance_{n}", "model": m, "seed": s, "level": n, "data_equivariance_error": 0.1 * n,
-               "equivariance_error": 0.01 * n + 0.001 * s} for n in range(2) for m in ("conv", "rsteer") for s in range(2)]
+               "equivariance_error": 0.01 * n + 0.001 * s}
+            for n in range(2) for m in ("conv", "rsteer") for s in range(2)]
     eq = tables.equivariance(levels)
     assert list(eq.columns) == ["level", "data_equivariance_error", "model", "equivariance_error_mean",
                                 "equivariance_error_std", "n_seeds"]
@@ -126,7 +128,8 @@ def test_metrics_long_has_a_row_per_run_split_and_step(tmp_path):
     df = tables.write("metrics_long", metrics_files(tmp_path, runs), tmp_path / "long.csv")
     back = pd.read_csv(tmp_path / "long.csv")
     assert list(back.columns) == ["dataset", "model", "seed", "split", "step", *tables.long_metrics()]
-    assert {"vrmse", "nrmse", "vector_nrmse", "frmse_mid", "binned_spectral_mse_low", "binned_spectral_nmse_high"} <= set(back)
+    assert {"vrmse", "nrmse", "vector_nrmse", "frmse_mid", "binned_spectral_mse_low",
+            "binned_spectral_nmse_high"} <= set(back)
     assert back.frmse_high.isna().all() and back.frmse_mid.notna().all()
     assert len(back) == len(df) == len(RUNS) * 3 * 2
     r = back[(back.dataset == "rotation") & (back.model == "rsteer") & (back.seed == 1) & (back.split == "test_future")]

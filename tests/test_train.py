@@ -20,7 +20,8 @@ WINDOWS = {"offset": 0, "input_length": 2, "rollout": 3, "train": [0, 8], "valid
 
 def samples(out_length: int = 2):
     ds = datasets.Dataset("synthetic", synthetic_velocity(), {"dataset": "translation",
-                                                              "sims": [{"role": r} for r in ("train", "train", "test_domain")]})
+                                                              "sims": [{"role": r} for r in ("train", "train",
+                                                                                             "test_domain")]})
     frames = frames_tensor(ds, "cpu")
     return (Samples(frames, datasets.split_windows(ds, "train", WINDOWS, out_length)),
             Samples(frames, datasets.split_windows(ds, "valid", WINDOWS, out_length)), ds)

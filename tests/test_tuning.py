@@ -175,7 +175,8 @@ def test_space_errors_name_the_key():
             search.parse_space(space)
     cfg = paper_config()
     cfg["tuning"]["models"]["rotation"] = ["rsteer_tr"]
-    with pytest.raises(pipeline_config.ConfigError, match=r"config\['tuning'\]\['models'\]\['rotation'\]: \['rsteer_tr'\] are not trained"):
+    with pytest.raises(pipeline_config.ConfigError,
+                       match=r"config\['tuning'\]\['models'\]\['rotation'\]: \['rsteer_tr'\] are not trained"):
         pipeline_config.validate(cfg)
     cfg = paper_config()
     cfg["tuning"]["space"]["lr"] = {"log": [1e-2, 1e-5]}
@@ -233,7 +234,8 @@ def test_promoted_trial_resumes_and_ends_as_an_uninterrupted_training(poisoned_s
         second = run(halved, 1, "rung1", previous=str(tmp_path / "rung0" / "result.json"))
     assert "resuming from" in caplog.text and "after epoch 1" in caplog.text
     full = run(whole, 0, "whole")
-    assert (first["epochs_run"], first["epochs_trained"], second["epochs_trained"], full["epochs_trained"]) == (1, 1, 2, 3)
+    assert (first["epochs_run"], first["epochs_trained"], second["epochs_trained"],
+            full["epochs_trained"]) == (1, 1, 2, 3)
     assert (second["rung"], second["rung_epochs"], full["rung"]) == (1, 3, 0)
     for key in ("status", "valid_rmse", "best_epoch", "epochs_run"):
         assert second[key] == full[key], key
@@ -274,7 +276,8 @@ def test_diverging_trial_is_recorded_not_fatal(poisoned_store, tmp_path):
 
 def test_table_marks_the_choice_and_lists_rejected_draws(tmp_path):
     # trial 1 went on to rung 1 (one more epoch) and was chosen there
-    results = [_result(0, 0.9), _result(1, 0.8), _result(1, 0.7, rung=1), {**_result(2, math.inf), "status": "diverged"}]
+    results = [_result(0, 0.9), _result(1, 0.8), _result(1, 0.7, rung=1),
+               {**_result(2, math.inf), "status": "diverged"}]
     drawn = [{"dataset": "rotation", "model": "conv",
               "rejected": [{"draw": 5, "reason": "over_budget", "parameters": 2 * 10 ** 7, "tuned": {"lr": 1e-3}}]}]
     selections = [{"dataset": "rotation", "model": "conv", "trial": 1}]

@@ -12,7 +12,8 @@ from helpers import CONFIG, TINY, job_counts, snakemake
 from pipeline import datasets
 from pipeline.symmetry import rotate
 
-DATA = [*[f"results/data/{d}.zarr" for d in ("translation", "rotation", "scaling")], "results/data/equivariance_levels.csv"]
+DATA = [*[f"results/data/{d}.zarr" for d in ("translation", "rotation", "scaling")],
+        "results/data/equivariance_levels.csv"]
 
 
 def test_paper_data_dag_builds(tmp_path):
@@ -89,7 +90,8 @@ def test_tiny_stores_open_with_xarray(tiny_data):
         np.testing.assert_array_equal(held.velocity.values, stored.velocity[stored.sims_with_role("test_domain")])
     rotation = xr.open_zarr(data / "rotation.zarr")
     held = rotation.sel(sim=rotation.role == "test_domain")
-    assert [[int(k), int(s)] for k, s in zip(held.k.values, held.side.values)] == tiny["data"]["rotation"]["test_domain"]
+    held_out = [[int(k), int(s)] for k, s in zip(held.k.values, held.side.values)]
+    assert held_out == tiny["data"]["rotation"]["test_domain"]
     level = xr.open_zarr(data / "equivariance_2.zarr")
     assert level.attrs["data_equivariance_error"] > 0 and level.rotation_quarter_turns.values.tolist() == [0, 1, 2, 3]
 

@@ -51,9 +51,11 @@ def test_tiny_search_selects_and_final_runs_follow_the_selection(tmp_path):
         last = json.loads((tune / model / "rung1" / f"trial{best['trial']}" / "result.json").read_text())
         assert (last["epochs_run"], last["epochs_trained"], last["tuned"]) == (2, 1, best["settings"])
         assert best["valid_rmse"] == last["valid_rmse"] == rows.loc[rows.chosen, "valid_rmse"].item()
-        assert sorted(rows.epochs_trained) == [1, 2] and not (tune / model / "rung1" / f"trial{1 - best['trial']}").exists()
+        assert sorted(rows.epochs_trained) == [1, 2]
+        assert not (tune / model / "rung1" / f"trial{1 - best['trial']}").exists()
         # the final run trained with the selection's settings
-        saved = torch.load(tmp_path / "results" / "runs" / "translation" / model / "seed0" / "model.pt", weights_only=True)
+        saved = torch.load(tmp_path / "results" / "runs" / "translation" / model / "seed0" / "model.pt",
+                           weights_only=True)
         used = {**saved["training"], **saved["hyperparameters"]}
         assert {k: used[k] for k in best["settings"]} == best["settings"]
         assert saved["training"]["epochs"] == 1  # the final runs keep their own budget, not the trials'

@@ -446,7 +446,8 @@ def _write_basis(path: Path, saved: dict) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-def _steerable_constants(in_rep: str, out_rep: str, kernel_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _steerable_constants(in_rep: str, out_rep: str,
+                         kernel_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(basis, std, bias_basis)`` of a relaxed steerable layer ``in_rep -> out_rep`` (:func:`_steerable_basis`,
     :func:`_steerable_basis_std`, :func:`_invariant_bias_basis` of ``out_rep``), from the cache folder
     (:func:`basis_cache_dir`) when it holds them for this definition (and escnn version), else from escnn."""

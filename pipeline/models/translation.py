@@ -14,7 +14,7 @@ dependent parameters need ``frame_size = (H, W)``; nothing is tied to 64x64.
 | ``clcnn`` | :class:`LocallyConnectedNet` | locally connected, soft kernel tying | ``alpha sum_{p~q} ||W_p - W_q||^2`` |
 | ``lift`` | :class:`LiftNet` | non-equivariant encoder -> extra conv input channels | 0 |
 | ``rgroup`` | :class:`RelaxedGroupConvNet` | relaxed group convolution (eq. 4-5) | ``alpha sum_l sum_{g,h} |w_l(g) - w_l(h)|`` |
-"""
+"""  # noqa: E501 (a markdown table, one row a line)
 from __future__ import annotations
 
 import torch

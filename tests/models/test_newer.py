@@ -351,6 +351,7 @@ def test_gmcnn_parameter_count_follows_the_formula():
     from pipeline.models import count_parameters
 
     small = build("gmcnn", "rotation", in_frames=2, frame_size=(6, 8), hidden=3, layers=2, neighbourhood=2)
-    assert count_parameters(small) == 5 * 3 + 2 * (3 * 25 + 3 + 48 + 1) + 6 + 2 == common.GMCNN.count(2, (6, 8), 3, 2, 2)
+    assert (count_parameters(small) == 5 * 3 + 2 * (3 * 25 + 3 + 48 + 1) + 6 + 2
+            == common.GMCNN.count(2, (6, 8), 3, 2, 2))
     paper = build("gmcnn", "scaling", in_frames=10, frame_size=(64, 64), hidden=120, layers=2, neighbourhood=1)
     assert count_parameters(paper) == 13356 == common.GMCNN.count(10, (64, 64), 120, 2, 1)

@@ -147,7 +147,10 @@ def test_translation_equivariance_exact():
     model = build("equiv", "scaling", in_frames=2, hidden=3, layers=2, kernel_size=5).double()
     x = torch.zeros(1, 2, 2, 24, 24, dtype=torch.float64)
     x[..., 8:16, 8:16] = torch.randn(1, 2, 2, 8, 8, dtype=torch.float64)
-    shift = lambda u: torch.roll(u, (2, 3), dims=(-2, -1))
+
+    def shift(u):
+        return torch.roll(u, (2, 3), dims=(-2, -1))
+
     err, scale = equivariance_gap(model, x, shift)
     assert err <= 1e-10 * scale
 

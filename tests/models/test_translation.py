@@ -78,12 +78,12 @@ def test_relaxed_conv_matches_paper_formula(weighting):
     perturb_relaxed(layer)
     x = torch.randn(1, 2, 6, 7)
     ref = layer.bias[:, None, None].expand(3, 6, 7).clone()
-    for l in range(2):
-        w = layer.relaxed_weights[l]
+    for bank in range(2):
+        w = layer.relaxed_weights[bank]
         if weighting == "input":
-            ref = ref + torch.nn.functional.conv2d(x * w, layer.kernel[l], padding=1)[0]
+            ref = ref + torch.nn.functional.conv2d(x * w, layer.kernel[bank], padding=1)[0]
         else:
-            ref = ref + w * torch.nn.functional.conv2d(x, layer.kernel[l], padding=1)[0]
+            ref = ref + w * torch.nn.functional.conv2d(x, layer.kernel[bank], padding=1)[0]
     torch.testing.assert_close(layer(x)[0], ref, rtol=1e-5, atol=1e-5)
 
 
@@ -121,7 +121,8 @@ def test_locally_connected_layer(rank):
             ref[:, :, py, px] = torch.einsum("bikl,oikl->bo", patch, k[..., py, px])
     torch.testing.assert_close(lc(x), ref + lc.bias)
     brute = ((k[..., 1:, :] - k[..., :-1, :]) ** 2).sum() + ((k[..., 1:] - k[..., :-1]) ** 2).sum()
-    brute = brute + ((lc.bias[:, 1:] - lc.bias[:, :-1]) ** 2).sum() + ((lc.bias[..., 1:] - lc.bias[..., :-1]) ** 2).sum()
+    brute = (brute + ((lc.bias[:, 1:] - lc.bias[:, :-1]) ** 2).sum()
+             + ((lc.bias[..., 1:] - lc.bias[..., :-1]) ** 2).sum())
     torch.testing.assert_close(lc.neighbour_penalty(), brute)
     err, scale = equivariance_gap(lc, x, lambda t: translate(t, 1, 1), crop=2)
     assert err > 1e-3 * scale

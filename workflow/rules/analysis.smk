@@ -8,8 +8,9 @@ from pipeline.models import RELAXED_C4  # the models whose relaxed layers pipeli
 
 SB_LEVEL_MODELS = [m for m in RELAXED_C4 if m in config["models"]["equivariance"]]
 SB_ROTATION_MODELS = [m for m in RELAXED_C4 if m in config["models"]["rotation"]]
-SB_RUNS = [RUN.format(dataset=d, model=m, seed=s) for d in LEVEL_DATASETS for m in SB_LEVEL_MODELS for s in SEEDS] \
-    + [RUN.format(dataset="rotation", model=m, seed=s) for m in SB_ROTATION_MODELS for s in SEEDS]
+SB_RUNS = [RUN.format(dataset=d, model=m, seed=s) for d in LEVEL_DATASETS for m in SB_LEVEL_MODELS for s in SEEDS] + [
+    RUN.format(dataset="rotation", model=m, seed=s) for m in SB_ROTATION_MODELS for s in SEEDS
+]
 GAMMA_LEVEL_MODELS = [m for m in GAMMA_MODELS if m in config["models"]["equivariance"]]
 GAMMA_RUNS = [RUN.format(dataset=d, model=m, seed=s) for d in LEVEL_DATASETS for m in GAMMA_LEVEL_MODELS for s in SEEDS]
 ANALYSIS = (
@@ -30,14 +31,14 @@ rule metrics_long_table:
         report("results/tables/metrics_long.csv", caption="../report/metrics_long.rst", category="Tables"),
     log:
         "results/logs/tables/metrics_long.log",
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
     params:
         kind="metrics_long",
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/tables.py"
 
@@ -50,6 +51,8 @@ rule table1_vrmse:
         md=report("results/tables/table1_vrmse.md", caption="../report/table1_vrmse.rst", category="Tables"),
     log:
         "results/logs/tables/table1_vrmse.log",
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -57,8 +60,6 @@ rule table1_vrmse:
     params:
         kind="table1_vrmse",
         own=OWN_NAMES,
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/tables.py"
 
@@ -67,22 +68,26 @@ rule figure_correlation:
     input:
         "results/tables/metrics_long.csv",
     output:
-        report("results/figures/correlation_{dataset}.png", caption="../report/correlation.rst", category="Figures",
-               subcategory="Correlation over the rollout"),
-    wildcard_constraints:
-        dataset="|".join(FAMILY_DATASETS),
-    params:
-        thresholds=runs.correlation_thresholds(config),
-        dpi=FIGURES_CFG["dpi"],
-        own=OWN_NAMES,
+        report(
+            "results/figures/correlation_{dataset}.png",
+            caption="../report/correlation.rst",
+            category="Figures",
+            subcategory="Correlation over the rollout",
+        ),
     log:
         "results/logs/figures/correlation_{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(FAMILY_DATASETS),
+    conda:
+        "../../envs/figures.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/figures.yaml"
+    params:
+        thresholds=runs.correlation_thresholds(config),
+        dpi=FIGURES_CFG["dpi"],
+        own=OWN_NAMES,
     script:
         "../scripts/figure_correlation.py"
 
@@ -92,16 +97,17 @@ rule symmetry_breaking_table:
         models=[f"{run}/model.pt" for run in SB_RUNS],
         metrics=[f"{run}/metrics.json" for run in SB_RUNS],
     output:
-        report("results/tables/symmetry_breaking.csv", caption="../report/symmetry_breaking_table.rst",
-               category="Tables"),
+        report(
+            "results/tables/symmetry_breaking.csv", caption="../report/symmetry_breaking_table.rst", category="Tables"
+        ),
     log:
         "results/logs/tables/symmetry_breaking.log",
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/symmetry_breaking.py"
 
@@ -111,30 +117,33 @@ rule figure_symmetry_breaking:
         "results/tables/symmetry_breaking.csv",
     output:
         report("results/figures/symmetry_breaking.png", caption="../report/symmetry_breaking.rst", category="Figures"),
-    params:
-        per_element=False,
-        dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/symmetry_breaking.log",
+    conda:
+        "../../envs/figures.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/figures.yaml"
+    params:
+        per_element=False,
+        dpi=FIGURES_CFG["dpi"],
     script:
         "../scripts/figure_symmetry_breaking.py"
 
 
 use rule figure_symmetry_breaking as figure_symmetry_breaking_rotation with:
     output:
-        report("results/figures/symmetry_breaking_rotation.png", caption="../report/symmetry_breaking_rotation.rst",
-               category="Figures"),
+        report(
+            "results/figures/symmetry_breaking_rotation.png",
+            caption="../report/symmetry_breaking_rotation.rst",
+            category="Figures",
+        ),
+    log:
+        "results/logs/figures/symmetry_breaking_rotation.log",
     params:
         per_element=True,
         dpi=FIGURES_CFG["dpi"],
-    log:
-        "results/logs/figures/symmetry_breaking_rotation.log",
 
 
 rule ace_gamma_table:
@@ -144,32 +153,35 @@ rule ace_gamma_table:
         report("results/tables/ace_gamma.csv", caption="../report/ace_gamma_table.rst", category="Tables"),
     log:
         "results/logs/tables/ace_gamma.log",
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/ace_gamma.py"
 
 
 rule figure_ace_gamma:
+    # fmt: off
+    # snakefmt would move the ** entry before gamma, changing the order of the job's inputs
     input:
         gamma="results/tables/ace_gamma.csv",
         **({"departure": "results/tables/symmetry_breaking.csv"} if SB_LEVEL_MODELS else {}),
+    # fmt: on
     output:
         report("results/figures/ace_gamma.png", caption="../report/ace_gamma.rst", category="Figures"),
-    params:
-        dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/ace_gamma.log",
+    conda:
+        "../../envs/figures.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/figures.yaml"
+    params:
+        dpi=FIGURES_CFG["dpi"],
     script:
         "../scripts/figure_ace_gamma.py"
 

@@ -73,8 +73,13 @@ def train_params(wildcards):
     (dataset, model) takes its selection's settings (best.yaml) over the config's; the sweep's runs get their alpha
     from the wildcard."""
     alpha = wildcards.get("alpha")
-    return runs.train_params(config, wildcards.dataset, wildcards.model, None if alpha is None else float(alpha),
-                             tuned=selected_settings(wildcards))
+    return runs.train_params(
+        config,
+        wildcards.dataset,
+        wildcards.model,
+        None if alpha is None else float(alpha),
+        tuned=selected_settings(wildcards),
+    )
 
 
 def evaluate_params(wildcards):
@@ -84,8 +89,12 @@ def evaluate_params(wildcards):
 
 def run_metrics(datasets):
     """metrics.json of every configured (model, seed) run of ``datasets``."""
-    return [f"{RUN}/metrics.json".format(dataset=d, model=m, seed=s)
-            for d in datasets for m in config["models"][family_of(d, config)] for s in SEEDS]
+    return [
+        f"{RUN}/metrics.json".format(dataset=d, model=m, seed=s)
+        for d in datasets
+        for m in config["models"][family_of(d, config)]
+        for s in SEEDS
+    ]
 
 
 # Persistence (pipeline.runs.PERSISTENCE: the last input frame repeated), evaluated once per dataset that trains a
@@ -95,12 +104,14 @@ PERSISTENCE_RUN = f"results/runs/{{dataset}}/{runs.PERSISTENCE}"
 
 def persistence_metrics(datasets):
     """metrics.json of persistence on each of ``datasets`` that trains at least one model."""
-    return [f"{PERSISTENCE_RUN}/metrics.json".format(dataset=d) for d in datasets
-            if config["models"][family_of(d, config)]]
+    return [
+        f"{PERSISTENCE_RUN}/metrics.json".format(dataset=d) for d in datasets if config["models"][family_of(d, config)]
+    ]
 
 
-SWEEP_METRICS = expand(f"{SWEEP_RUN}/metrics.json", dataset=SWEEP["dataset"], model=SWEEP["model"], alpha=ALPHAS,
-                       seed=SEEDS)
+SWEEP_METRICS = expand(
+    f"{SWEEP_RUN}/metrics.json", dataset=SWEEP["dataset"], model=SWEEP["model"], alpha=ALPHAS, seed=SEEDS
+)
 TABLES = [
     *expand("results/tables/table1.{ext}", ext=["csv", "md", "tex"]),
     "results/tables/equivariance.csv",
@@ -171,8 +182,10 @@ def rung_trials(dataset, model, rung):
 
 def rung_results(dataset, model, rung):
     """result.json of every trial of a rung."""
-    return [f"{TRIAL}/result.json".format(dataset=dataset, model=model, rung=rung, trial=t)
-            for t in rung_trials(dataset, model, rung)]
+    return [
+        f"{TRIAL}/result.json".format(dataset=dataset, model=model, rung=rung, trial=t)
+        for t in rung_trials(dataset, model, rung)
+    ]
 
 
 def previous_rung(wildcards):
@@ -219,5 +232,9 @@ def fig3_models(wildcards):
     """Every model Figure 3 may show: the configured list, else every model trained on the dataset (table1
     picks among them), at the configured seed."""
     models = fig3_model_list(wildcards.dataset) or config["models"][wildcards.dataset]
-    return expand("results/runs/{dataset}/{model}/seed{seed}/model.pt", dataset=wildcards.dataset, model=models,
-                  seed=FIG3_CFG["seed"])
+    return expand(
+        "results/runs/{dataset}/{model}/seed{seed}/model.pt",
+        dataset=wildcards.dataset,
+        model=models,
+        seed=FIG3_CFG["seed"],
+    )

@@ -5,39 +5,41 @@
 rule simulate_shard:
     output:
         temp("results/data/shards/{family}/{shard}.npy"),
-    params:
-        data=lambda wc: data_params(wc.family),
     log:
         "results/logs/simulate/{family}_{shard}.log",
     benchmark:
         "results/benchmarks/simulate/{family}_{shard}.tsv"
+    conda:
+        "../../envs/simulation.yaml"
     threads: 1
     resources:
         mem_mb=grow(4000),
         runtime=grow(120),
-    conda:
-        "../../envs/simulation.yaml"
+    params:
+        data=lambda wc: data_params(wc.family),
     script:
         "../scripts/simulate_shard.py"
 
 
 rule assemble_dataset:
     input:
-        lambda wc: expand("results/data/shards/{family}/{shard}.npy", family=wc.family, shard=range(n_shards(wc.family))),
+        lambda wc: expand(
+            "results/data/shards/{family}/{shard}.npy", family=wc.family, shard=range(n_shards(wc.family))
+        ),
     output:
         directory("results/data/{family}.zarr"),
-    wildcard_constraints:
-        family="|".join(FAMILY_DATASETS),
-    params:
-        data=lambda wc: data_params(wc.family, STORE_KEYS),
     log:
         "results/logs/assemble/{family}.log",
+    wildcard_constraints:
+        family="|".join(FAMILY_DATASETS),
+    conda:
+        "../../envs/simulation.yaml"
     threads: 1
     resources:
         mem_mb=grow(8000),
         runtime=grow(30),
-    conda:
-        "../../envs/simulation.yaml"
+    params:
+        data=lambda wc: data_params(wc.family, STORE_KEYS),
     script:
         "../scripts/assemble_dataset.py"
 
@@ -47,16 +49,16 @@ rule equivariance_level:
         expand("results/data/shards/equivariance/{shard}.npy", shard=range(n_shards("equivariance"))),
     output:
         directory("results/data/equivariance_{level}.zarr"),
-    params:
-        data=data_params("equivariance", STORE_KEYS),
     log:
         "results/logs/assemble/equivariance_{level}.log",
+    conda:
+        "../../envs/simulation.yaml"
     threads: 1
     resources:
         mem_mb=grow(4000),
         runtime=grow(30),
-    conda:
-        "../../envs/simulation.yaml"
+    params:
+        data=data_params("equivariance", STORE_KEYS),
     script:
         "../scripts/equivariance_level.py"
 
@@ -67,20 +69,20 @@ rule import_external:
         spec=lambda wc: config["external"][wc.external]["spec"],
     output:
         directory("results/data/{external}.zarr"),
-    wildcard_constraints:
-        external="|".join(EXTERNAL_DATASETS) or "(?!)",
-    params:
-        entry=lambda wc: config["external"][wc.external],
-        windows=lambda wc: config["windows"][wc.external],
-        chunk_frames=config["data"]["chunk_frames"],
     log:
         "results/logs/assemble/{external}.log",
+    wildcard_constraints:
+        external="|".join(EXTERNAL_DATASETS) or "(?!)",
+    conda:
+        "../../envs/simulation.yaml"
     threads: 1
     resources:
         mem_mb=grow(4000),
         runtime=grow(30),
-    conda:
-        "../../envs/simulation.yaml"
+    params:
+        entry=lambda wc: config["external"][wc.external],
+        windows=lambda wc: config["windows"][wc.external],
+        chunk_frames=config["data"]["chunk_frames"],
     script:
         "../scripts/import_external.py"
 
@@ -92,12 +94,12 @@ rule equivariance_table:
         report("results/data/equivariance_levels.csv", caption="../report/equivariance_levels.rst", category="Data"),
     log:
         "results/logs/assemble/equivariance_table.log",
+    conda:
+        "../../envs/simulation.yaml"
     threads: 1
     resources:
         mem_mb=grow(1000),
         runtime=grow(10),
-    conda:
-        "../../envs/simulation.yaml"
     script:
         "../scripts/equivariance_table.py"
 
@@ -106,16 +108,16 @@ rule equivariance_table:
 # nothing (pipeline/integrity.py); fails when any is damaged. No input, so it never builds a store; no output, so
 # it runs whenever asked: `snakemake verify`.
 rule verify:
-    params:
-        stores=DATASETS_ALL,
     log:
         "results/logs/verify.log",
     localrule: True
+    conda:
+        "../../envs/simulation.yaml"
     threads: 1
     resources:
         mem_mb=grow(2000),
         runtime=grow(60),
-    conda:
-        "../../envs/simulation.yaml"
+    params:
+        stores=DATASETS_ALL,
     script:
         "../scripts/verify.py"

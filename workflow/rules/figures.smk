@@ -5,17 +5,17 @@
 rule figure_heat:
     output:
         report("results/figures/fig2_heat.png", caption="../report/fig2_heat.rst", category="Figures"),
-    params:
-        heat=FIGURES_CFG["heat"],
-        dpi=FIGURES_CFG["dpi"],
     log:
         "results/logs/figures/fig2_heat.log",
+    conda:
+        "../../envs/figures.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/figures.yaml"
+    params:
+        heat=FIGURES_CFG["heat"],
+        dpi=FIGURES_CFG["dpi"],
     script:
         "../scripts/figure_heat.py"
 
@@ -27,11 +27,23 @@ rule figure_predictions:
         store="results/data/{dataset}.zarr",
         models=fig3_models,
     output:
-        png=report("results/figures/fig3_{dataset}.png", caption="../report/fig3_predictions.rst", category="Figures",
-                   subcategory="Figure 3: predictions"),
+        png=report(
+            "results/figures/fig3_{dataset}.png",
+            caption="../report/fig3_predictions.rst",
+            category="Figures",
+            subcategory="Figure 3: predictions",
+        ),
         pdf="results/figures/fig3_{dataset}.pdf",
+    log:
+        "results/logs/figures/fig3_{dataset}.log",
     wildcard_constraints:
         dataset="|".join(FAMILY_DATASETS + EXTERNAL_DATASETS),
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         fig3=FIG3_CFG,
         models=lambda wc: fig3_model_list(wc.dataset),
@@ -39,14 +51,6 @@ rule figure_predictions:
         runs="results/runs",
         dpi=FIGURES_CFG["dpi"],
         own=OWN_NAMES,
-    log:
-        "results/logs/figures/fig3_{dataset}.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../../envs/figures.yaml"
     script:
         "../scripts/figure_predictions.py"
 
@@ -55,21 +59,25 @@ rule figure_rollout:
     input:
         "results/tables/rollout_{dataset}.csv",
     output:
-        report("results/figures/rollout_{dataset}.png", caption="../report/rollout_figure.rst", category="Figures",
-               subcategory="Rollout RMSE per step"),
-    wildcard_constraints:
-        dataset="|".join(FAMILY_DATASETS + EXTERNAL_DATASETS),
-    params:
-        dpi=FIGURES_CFG["dpi"],
-        own=OWN_NAMES,
+        report(
+            "results/figures/rollout_{dataset}.png",
+            caption="../report/rollout_figure.rst",
+            category="Figures",
+            subcategory="Rollout RMSE per step",
+        ),
     log:
         "results/logs/figures/rollout_{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(FAMILY_DATASETS + EXTERNAL_DATASETS),
+    conda:
+        "../../envs/figures.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/figures.yaml"
+    params:
+        dpi=FIGURES_CFG["dpi"],
+        own=OWN_NAMES,
     script:
         "../scripts/figure_rollout.py"
 
@@ -79,17 +87,17 @@ rule figure_equivariance:
         "results/tables/equivariance.csv",
     output:
         report("results/figures/fig4_equivariance.png", caption="../report/fig4_equivariance.rst", category="Figures"),
-    params:
-        dpi=FIGURES_CFG["dpi"],
-        own=OWN_NAMES,
     log:
         "results/logs/figures/fig4_equivariance.log",
+    conda:
+        "../../envs/figures.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        "../../envs/figures.yaml"
+    params:
+        dpi=FIGURES_CFG["dpi"],
+        own=OWN_NAMES,
     script:
         "../scripts/figure_equivariance.py"
 
@@ -99,19 +107,19 @@ rule figure_alpha:
         "results/tables/alpha_sweep.csv",
     output:
         report("results/figures/fig7_alpha.png", caption="../report/fig7_alpha.rst", category="Figures"),
+    log:
+        "results/logs/figures/fig7_alpha.log",
+    conda:
+        "../../envs/figures.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         model=config["alpha_sweep"]["model"],
         dataset=config["alpha_sweep"]["dataset"],
         dpi=FIGURES_CFG["dpi"],
         own=OWN_NAMES,
-    log:
-        "results/logs/figures/fig7_alpha.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
-    conda:
-        "../../envs/figures.yaml"
     script:
         "../scripts/figure_alpha.py"
 

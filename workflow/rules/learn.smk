@@ -19,21 +19,21 @@ rule train:
     output:
         model=f"{RUN}/model.pt",
         log_csv=f"{RUN}/log.csv",
-    params:
-        run=train_params,
     log:
         "results/logs/train/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train/{dataset}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/training.yaml"
     threads: RESOURCES["threads"]
     resources:
+        **SCRATCH,
         mem_mb=grow(RESOURCES["mem_mb"]),
         runtime=grow(RESOURCES["runtime"]),
         gpu=RESOURCES["gpu"],
         cache_mb=CACHE_MB,
-        **SCRATCH,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        run=train_params,
     script:
         "../scripts/train.py"
 
@@ -54,21 +54,21 @@ rule evaluate:
         model=f"{RUN}/model.pt",
     output:
         f"{RUN}/metrics.json",
-    params:
-        run=evaluate_params,
     log:
         "results/logs/evaluate/{dataset}/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/evaluate/{dataset}/{model}/seed{seed}.tsv"
+    conda:
+        "../../envs/training.yaml"
     threads: RESOURCES["threads"]
     resources:
+        **SCRATCH,
         mem_mb=grow(RESOURCES["mem_mb"]),
         runtime=grow(60),
         gpu=RESOURCES["gpu"],
         cache_mb=CACHE_MB,
-        **SCRATCH,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        run=evaluate_params,
     script:
         "../scripts/evaluate.py"
 
@@ -79,18 +79,18 @@ rule evaluate_persistence:
         store="results/data/{dataset}.zarr",
     output:
         f"{PERSISTENCE_RUN}/metrics.json",
-    params:
-        run=evaluate_params,
     log:
         "results/logs/evaluate/{dataset}/persistence.log",
+    conda:
+        "../../envs/training.yaml"
     threads: RESOURCES["threads"]
     resources:
         mem_mb=grow(RESOURCES["mem_mb"]),
         runtime=grow(60),
         gpu=RESOURCES["gpu"],
         cache_mb=CACHE_MB,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        run=evaluate_params,
     script:
         "../scripts/evaluate_persistence.py"
 

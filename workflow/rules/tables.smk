@@ -10,6 +10,8 @@ rule table1:
         tex="results/tables/table1.tex",
     log:
         "results/logs/tables/table1.log",
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -17,8 +19,6 @@ rule table1:
     params:
         kind="table1",
         own=OWN_NAMES,
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/tables.py"
 
@@ -30,14 +30,14 @@ rule equivariance_models_table:
         report("results/tables/equivariance.csv", caption="../report/equivariance.rst", category="Tables"),
     log:
         "results/logs/tables/equivariance.log",
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
     params:
         kind="equivariance",
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/tables.py"
 
@@ -47,18 +47,18 @@ rule rollout_table:
         lambda wc: run_metrics([wc.dataset]) + persistence_metrics([wc.dataset]),
     output:
         report("results/tables/rollout_{dataset}.csv", caption="../report/rollout.rst", category="Tables"),
-    wildcard_constraints:
-        dataset="|".join(FAMILY_DATASETS + EXTERNAL_DATASETS),
     log:
         "results/logs/tables/rollout_{dataset}.log",
+    wildcard_constraints:
+        dataset="|".join(FAMILY_DATASETS + EXTERNAL_DATASETS),
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
     params:
         kind="rollout",
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/tables.py"
 
@@ -70,14 +70,14 @@ rule alpha_sweep_table:
         report("results/tables/alpha_sweep.csv", caption="../report/alpha_sweep.rst", category="Tables"),
     log:
         "results/logs/tables/alpha_sweep.log",
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
     params:
         kind="alpha_sweep",
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/tables.py"
 
@@ -89,13 +89,13 @@ rule models_table:
         "results/logs/tables/models.log",
     benchmark:
         "results/benchmarks/tables/models.tsv"
+    conda:
+        "../../envs/training.yaml"
     threads: RESOURCES["threads"]
     resources:
         mem_mb=RESOURCES["mem_mb"],
         runtime=120,
     params:
         table=runs.models_table_params(config),  # every configured run's settings and the frame size
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/models_table.py"

@@ -7,24 +7,25 @@
 # read when the DAG is built (common.smk: trial_params, train_params), so a trial or a final run reruns when its own
 # settings change and only then (their inputs are ancient(): a rewritten file with the same settings reruns nothing).
 
+
 checkpoint tune_draw:
     input:
         "results/data/{dataset}.zarr",
     output:
         f"{TUNE}/trials.yaml",
-    params:
-        run=lambda wc: runs.train_params(config, wc.dataset, wc.model),
-        tuning={k: config["tuning"][k] for k in ("trials", "seed", "max_draws", "budget", "space")},
-    wildcard_constraints:
-        dataset="|".join(FAMILY_DATASETS),
     log:
         "results/logs/tune/{dataset}/{model}/draw.log",
+    wildcard_constraints:
+        dataset="|".join(FAMILY_DATASETS),
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=RESOURCES["mem_mb"],
         runtime=60,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        run=lambda wc: runs.train_params(config, wc.dataset, wc.model),
+        tuning={k: config["tuning"][k] for k in ("trials", "seed", "max_draws", "budget", "space")},
     script:
         "../scripts/tune_draw.py"
 
@@ -37,22 +38,22 @@ rule tune_trial:
     output:
         result=f"{TRIAL}/result.json",
         checkpoint=f"{TRIAL}/checkpoint.pt",
-    params:
-        run=trial_params,
-    wildcard_constraints:
-        dataset="|".join(FAMILY_DATASETS),
     log:
         "results/logs/tune/{dataset}/{model}/rung{rung}/trial{trial}.log",
     benchmark:
         "results/benchmarks/tune/{dataset}/{model}/rung{rung}/trial{trial}.tsv"
+    wildcard_constraints:
+        dataset="|".join(FAMILY_DATASETS),
+    conda:
+        "../../envs/training.yaml"
     threads: RESOURCES["threads"]
     resources:
         mem_mb=grow(RESOURCES["mem_mb"]),
         runtime=grow(RESOURCES["runtime"]),
         gpu=RESOURCES["gpu"],
         cache_mb=CACHE_MB,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        run=trial_params,
     script:
         "../scripts/tune_trial.py"
 
@@ -62,19 +63,19 @@ checkpoint tune_promote:
         lambda wc: rung_results(wc.dataset, wc.model, int(wc.rung)),
     output:
         f"{TUNE}/rung{{rung}}/promoted.yaml",
-    params:
-        next_rung=lambda wc: RUNGS[int(wc.rung) + 1],
+    log:
+        "results/logs/tune/{dataset}/{model}/rung{rung}/promote.log",
     wildcard_constraints:
         dataset="|".join(FAMILY_DATASETS),
         rung="|".join(str(r["rung"]) for r in RUNGS[:-1]) or "no_rung",
-    log:
-        "results/logs/tune/{dataset}/{model}/rung{rung}/promote.log",
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/training.yaml"
+    params:
+        next_rung=lambda wc: RUNGS[int(wc.rung) + 1],
     script:
         "../scripts/tune_promote.py"
 
@@ -84,16 +85,16 @@ checkpoint tune_select:
         lambda wc: rung_results(wc.dataset, wc.model, LAST_RUNG),
     output:
         f"{TUNE}/best.yaml",
-    wildcard_constraints:
-        dataset="|".join(FAMILY_DATASETS),
     log:
         "results/logs/tune/{dataset}/{model}/select.log",
+    wildcard_constraints:
+        dataset="|".join(FAMILY_DATASETS),
+    conda:
+        "../../envs/training.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/training.yaml"
     script:
         "../scripts/tune_select.py"
 
@@ -106,17 +107,17 @@ rule tune_table:
     output:
         csv=report("results/tables/hyperparameters.csv", caption="../report/hyperparameters.rst", category="Tables"),
         png=report("results/figures/tuning.png", caption="../report/tuning.rst", category="Figures"),
-    params:
-        dpi=config["figures"]["dpi"],
-        own=OWN_NAMES,
     log:
         "results/logs/tune/table.log",
+    conda:
+        "../../envs/figures.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../../envs/figures.yaml"
+    params:
+        dpi=config["figures"]["dpi"],
+        own=OWN_NAMES,
     script:
         "../scripts/tune_table.py"
 
