@@ -1,9 +1,9 @@
-"""Model benchmark: parameters and forward+backward time per batch at the PROTOCOL.md hyper-parameters.
+"""Model benchmark: parameters and forward+backward time per batch at the paper's hyper-parameters (docs/protocol.md).
 
     python benchmarks/models.py [--device cuda] [--symmetry translation ...] [--models conv rgroup ...]
 
 For every symmetry whose module imports (a missing or broken module is reported and skipped) and every
-registered model, builds the model at 64x64, in_frames 10, 5 layers and the family's PROTOCOL settings,
+registered model, builds the model at 64x64, in_frames 10, 5 layers and the family's settings of docs/protocol.md,
 then times ``loss = mean(model(x)^2) + model.regularizer(); loss.backward()`` on a batch of 8 (1 warm-up,
 median of 3 repeats) and prints a table.
 """
@@ -21,7 +21,7 @@ from pipeline.model_sizes import time_forward_backward  # noqa: E402
 from pipeline.models import SYMMETRIES, build, count_parameters, names  # noqa: E402
 
 COMMON = dict(in_frames=10, frame_size=(64, 64), layers=5)
-PROTOCOL = {
+PAPER_SETTINGS = {
     "translation": dict(hidden=128, kernel_size=3, banks=2),
     "rotation": dict(hidden=92, kernel_size=3),
     "scaling": dict(hidden=64, kernel_size=5, scales=(1.0, 1.5, 2.0, 2.5)),
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
         for name in (args.models or available):
             if name not in available:
                 continue
-            hp = {**COMMON, **PROTOCOL[symmetry]}
+            hp = {**COMMON, **PAPER_SETTINGS[symmetry]}
             model, n_par = None, "-"
             try:
                 model = build(name, symmetry, **hp).to(device)

@@ -1,5 +1,5 @@
 """Which sims each family has, from the config alone: their identifying keys, split roles, shards and stored
-frames (PROTOCOL.md). Standard library only: Snakemake imports this to plan its jobs and validate the config
+frames (docs/protocol.md). Standard library only: Snakemake imports this to plan its jobs and validate the config
 (``pipeline.config``), where numpy and PhiFlow are not installed; ``pipeline.families`` builds the plumes of
 these same sims.
 """

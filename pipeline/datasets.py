@@ -24,7 +24,7 @@ every chunk is written, so a reader detects a chunk damaged on disk (``pipeline.
 Writing streams the velocity chunk by chunk (a dask array in, never the whole store in memory) into a
 ``.partial`` sibling that is renamed into place, so a finished-looking store is finished.
 
-Windows (PROTOCOL.md): a sample starting at ``s`` of a sim uses frames ``s+offset .. s+offset+L-1`` as input
+Windows (docs/protocol.md): a sample starting at ``s`` of a sim uses frames ``s+offset .. s+offset+L-1`` as input
 and the following ``out_length`` frames as targets. The window starts of each split come from the config.
 """
 from __future__ import annotations

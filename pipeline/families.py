@@ -1,11 +1,11 @@
-"""The paper's four families of simulations (PROTOCOL.md): which plumes, their parameters and split roles.
+"""The paper's four families of simulations (docs/protocol.md): which plumes, their parameters and split roles.
 
 ``family_sims(family, data_config)`` lists the sims of a family, ``shard_indices`` splits them into jobs,
 ``simulate_shard`` runs one job and returns the frames as they are stored. The families:
 
 * ``translation``: inflow on a grid of positions; the buoyancy is a field over space, the same for every sim:
   ``(0, 0.1)`` on the cells left of the vertical centre line and ``(0, 0.2)`` right of it, so a plume's force
-  depends on where its smoke is (the paper's two sub-domains; PROTOCOL.md);
+  depends on where its smoke is (the paper's two sub-domains; docs/protocol.md);
 * ``rotation``: sim ``k`` has its inflow on side ``j = (k-1) mod 4`` (bottom, right, top, left: each a quarter
   turn counter-clockwise from the previous), buoyancy ``k`` times the side's unit pointing inwards, scaled
   by 0.01 (0.011 on side 2, the deliberate symmetry break);

@@ -3,7 +3,7 @@ The Well (VRMSE, binned spectral MSE and normalised MSE), PDEBench (nRMSE, fRMSE
 correlation, correlation time), each computing exactly the definition of its benchmark's published code, and our
 own vector-field nRMSE. docs/metrics.md gives every definition, its source file and the differences.
 
-RMSE of a rollout (PROTOCOL.md): the square root of the mean squared error over every rolled-out step,
+RMSE of a rollout (docs/protocol.md): the square root of the mean squared error over every rolled-out step,
 sample, component and pixel. Per-step RMSE averages over everything but the step axis.
 
 Model equivariance error (paper Definition 3.1): the mean absolute difference ``|f(g x) - g f(x)|`` over

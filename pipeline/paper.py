@@ -1,5 +1,5 @@
 """The paper's published numbers (Wang, Walters & Yu, ICML 2022), in one place: Table 1 (RMSE, mean and
-standard deviation over 3 runs) as copied in PROTOCOL.md. Tables put them beside ours.
+standard deviation over 3 runs) as docs/published-results.md gives them. Tables put them beside ours.
 """
 from __future__ import annotations
 

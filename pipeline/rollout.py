@@ -3,7 +3,7 @@ windows are ``pipeline.loader.Samples``), the autoregressive rollout and its per
 model rebuilt from its file (the device a job computes on is chosen by ``pipeline.gpus``).
 
 A model maps ``(B, L, 2, H, W)`` input frames to the next frame; :func:`rollout` feeds each prediction back
-as the newest input frame. RMSE of a split (PROTOCOL.md) is over every rolled-out step, sample, component and
+as the newest input frame. RMSE of a split (docs/protocol.md) is over every rolled-out step, sample, component and
 pixel; it is assembled from :func:`pipeline.metrics.rmse_per_step` over batches. Every sample and step has the
 same number of elements, so the batch-size weighted mean of squared per-step RMSEs is the per-step MSE of the
 whole split, and the mean over steps of that is its MSE: the result equals ``metrics.rmse`` on the whole split.

@@ -62,7 +62,7 @@ def symmetry_of(dataset: str, config: dict | None = None) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """Training settings of a run (PROTOCOL.md)."""
+    """Training settings of a run (docs/protocol.md)."""
 
     epochs: int
     patience: int

@@ -1,6 +1,6 @@
 """Smoke-plume simulations with PhiFlow 3 (float64, numpy backend).
 
-One step, as in the paper's data-generation notebook (PROTOCOL.md):
+One step, as in the paper's data-generation notebook (docs/protocol.md):
 
 1. smoke (centred grid, zero-gradient boundary) is advected with MacCormack (dt = 1), then the inflow (a
    solid sphere of value 1 sampled on the grid) is added;

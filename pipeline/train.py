@@ -1,4 +1,5 @@
-"""Training of one run (dataset, model, seed), PROTOCOL.md's loop with its defects fixed.
+"""Training of one run (dataset, model, seed): the loop of docs/protocol.md, with the authors' defects fixed
+(docs/fidelity.md).
 
 * Loss of a batch: the sum over ``out_length`` rolled-out steps of the MSE, backpropagated through the whole
   rollout, plus ``model.regularizer()`` added linearly (defect 1: not squared, not skipped on CPU).

@@ -6,8 +6,8 @@ Every model maps ``(B, T_in, 2, H, W)`` velocity frames to the next frame ``(B, 
 regular representation of C4 (``4 * hidden`` channels). ``regularizer()`` returns ``alpha`` times the paper's
 constraint for the relaxed / soft models and zero otherwise.
 
-Frame convention (PROTOCOL defect 3)
-------------------------------------
+Frame convention (defect 3 of docs/fidelity.md)
+-----------------------------------------------
 ``pipeline.symmetry.rotate(u, k)`` is the physical counter-clockwise quarter turn with ``y`` growing with the
 row index: the array is turned with ``rot90(dims=(-1, -2))`` and ``(vx, vy) -> (-vy, vx)``. escnn's
 ``rot2dOnR2(4)`` element ``k`` turns the array with ``rot90(axes=(-2, -1))`` (the opposite sense on the grid)

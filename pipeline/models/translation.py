@@ -136,7 +136,7 @@ class LiftNet(Lift):
                          conv_stack(2 * in_frames + lift_channels, hidden, 2, layers, kernel_size))
 
 
-# --- builders (keyword hyper-parameters; defaults are PROTOCOL.md's translation settings) -----------------
+# --- builders (keyword hyper-parameters; defaults are the translation settings of docs/protocol.md) -----------------
 
 class ConvSBI(SymmetryBreakingInputs):
     """The translation family's symmetry-breaking-input model: the CNN baseline reading the fields as extra input

@@ -1,6 +1,6 @@
-"""Rotation (C4) family: exact equivariance to ``pipeline.symmetry.rotate`` (the frame fix of PROTOCOL defect 3),
-the relaxed group / steerable convolutions at and away from the equivariant point, invariant-only biases,
-the CLCNN constraint, shapes, training and parameter budgets. Everything is tiny (12x12 / 13x13, hidden 2)."""
+"""Rotation (C4) family: exact equivariance to ``pipeline.symmetry.rotate`` (the frame fix of defect 3,
+docs/fidelity.md), the relaxed group / steerable convolutions at and away from the equivariant point, invariant-only
+biases, the CLCNN constraint, shapes, training and parameter budgets. Everything is tiny (12x12 / 13x13, hidden 2)."""
 from __future__ import annotations
 
 import copy
@@ -62,8 +62,8 @@ def test_frame_fix_intertwines_our_rotation_with_escnns(k):
 
 
 def test_naive_escnn_model_is_not_equivariant_to_physical_rotation():
-    """PROTOCOL defect 3: the same E2CNN without the frame fix is equivariant to escnn's own (mirrored) rotation
-    but not to the physical counter-clockwise quarter turn (the half turn coincides in both frames)."""
+    """Defect 3 (docs/fidelity.md): the same E2CNN without the frame fix is equivariant to escnn's own (mirrored)
+    rotation but not to the physical counter-clockwise quarter turn (the half turn coincides in both frames)."""
     torch.manual_seed(2)
     naive = R.E2CNN(in_frames=1, hidden=2, layers=2, kernel_size=3, frame_fix=False)
     x = frames(t=1)
@@ -277,7 +277,7 @@ def _quadratic_extrapolation(count_at):
     return int(round(a * 92 ** 2 + b * 92 + c))
 
 
-PROTOCOL = dict(in_frames=10, frame_size=(64, 64), hidden=92, layers=5, kernel_size=3)
+PAPER_SETTINGS = dict(in_frames=10, frame_size=(64, 64), hidden=92, layers=5, kernel_size=3)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -288,7 +288,7 @@ def test_parameter_budget_at_protocol_size(name):
     escnn_models = {"equiv", "rpp", "combo", "lift", "crelax", "sbi", "ace"}
     if name in escnn_models:
         def count_at(h):
-            return count_parameters(build(name, "rotation", **{**PROTOCOL, "hidden": h}))
+            return count_parameters(build(name, "rotation", **{**PAPER_SETTINGS, "hidden": h}))
         n = _quadratic_extrapolation(count_at)
         if name == "equiv":
             c1, c2, c3 = (count_at(h) for h in (1, 2, 3))
@@ -296,5 +296,5 @@ def test_parameter_budget_at_protocol_size(name):
             b = c2 - c1 - 3 * a
             assert count_at(5) == round(a * 25 + b * 5 + c1 - a - b)
     else:
-        n = count_parameters(build(name, "rotation", **PROTOCOL))
+        n = count_parameters(build(name, "rotation", **PAPER_SETTINGS))
     assert 0 < n < 1e7, n

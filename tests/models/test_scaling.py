@@ -135,10 +135,10 @@ def test_pooled_output_scale_equivariance_beats_cnn():
 
 
 def test_pooled_output_protocol_scales_better_than_cnn():
-    """At the PROTOCOL scale set and kernel 5 (only 1.0 -> 2.0 maps inside the set) the pooled output is
+    """At the paper's scale set and kernel 5 (only 1.0 -> 2.0 maps inside the set) the pooled output is
     still more scale-equivariant than a CNN, but only moderately (measured ratio about 0.7)."""
     ours, cnn, ratio = sesn_over_cnn(range(3), kernel_size=5, layers=3)
-    print(f"pooled output, PROTOCOL scales: SESN {ours} vs CNN {cnn}: ratio {ratio:.3f}")
+    print(f"pooled output, the paper's scales: SESN {ours} vs CNN {cnn}: ratio {ratio:.3f}")
     assert ratio < 0.9, (ours, cnn)
 
 
@@ -291,7 +291,7 @@ def test_rsteer_regularizer_is_kernel_finite_differences():
 
 
 def test_rsteer_breaks_scale_equivariance_once_w_moves():
-    """Once w_b(y) varies over y the lifted scale-2 channel no longer follows the zoom: at the PROTOCOL scale
+    """Once w_b(y) varies over y the lifted scale-2 channel no longer follows the zoom: at the PAPER_SETTINGS scale
     set and kernel 5 its error against a CNN's goes from about 0.6 (the SESN's, basis truncated by the kernel)
     to above 1. (The pooled output barely moves at these settings: it is dominated by the ends of the scale
     set, see the pooled-output tests above.)"""

@@ -210,20 +210,20 @@ def test_frame_size_mismatch_raises():
         build("clcnn", "translation", in_frames=2)
 
 
-# --- parameter budget at the PROTOCOL.md hyper-parameters (construction only, no forward) ----------------------
+# --- parameter budget at the paper's hyper-parameters (docs/protocol.md; construction only, no forward) ---------
 
-PROTOCOL = dict(in_frames=10, frame_size=(64, 64), hidden=128, layers=5, kernel_size=3, banks=2)
+PAPER_SETTINGS = dict(in_frames=10, frame_size=(64, 64), hidden=128, layers=5, kernel_size=3, banks=2)
 # The MLP cannot have hidden 128 at 64x64 within the budget (2*10*64*64*128 = 10.5M weights in its first
 # layer alone); the paper tuned hidden per model, so its budget is checked at hidden 64.
-PROTOCOL_OVERRIDES = {"mlp": dict(hidden=64)}
+PAPER_OVERRIDES = {"mlp": dict(hidden=64)}
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_parameter_budget(name):
-    model = build(name, "translation", **{**PROTOCOL, **PROTOCOL_OVERRIDES.get(name, {})})
+    model = build(name, "translation", **{**PAPER_SETTINGS, **PAPER_OVERRIDES.get(name, {})})
     assert count_parameters(model) < 10 ** 7
 
 
 def test_mlp_at_hidden_128_exceeds_budget():
-    """Documents why PROTOCOL_OVERRIDES exists."""
-    assert count_parameters(build("mlp", "translation", **PROTOCOL)) > 10 ** 7
+    """Documents why PAPER_OVERRIDES exists."""
+    assert count_parameters(build("mlp", "translation", **PAPER_SETTINGS)) > 10 ** 7
