@@ -24,10 +24,20 @@ def test_quick_preset_builds_every_analysis_target(tmp_path):
     assert jobs["evaluate_persistence"] == 3  # one per family: no training job, no seed
 
 
-def test_persistence_needs_only_its_store(tmp_path):
-    jobs = _jobs(tmp_path, CONFIG, TINY,
-                 target="results/runs/rotation/persistence/metrics.json")
-    assert jobs == {"simulate_shard": 2, "assemble_dataset": 1, "evaluate_persistence": 1, "total": 4}
+def test_persistence_needs_only_its_store_and_no_gpu(tmp_path):
+    done = snakemake(["results/runs/rotation/persistence/metrics.json"], tmp_path, [CONFIG, TINY], "-n", cores=1,
+                     timeout=300)
+    assert job_counts(done.stdout) == {"simulate_shard": 2, "assemble_dataset": 1, "evaluate_persistence": 1,
+                                       "total": 4}
+    # no model to run: it asks for no GPU, so neither a local GPU slot nor a cluster's GPU partition is spent on it
+    # (config.yaml's training and evaluation jobs ask for one GPU each; the tiny preset asks for none)
+    done = snakemake(["results/runs/rotation/persistence/metrics.json"], tmp_path, [CONFIG], "-n", cores=1,
+                     timeout=300)
+    assert re.search(r"rule evaluate:\n(?:.*\n)*?\s+resources: .*\bgpu=1\b", snakemake(
+        ["results/runs/rotation/conv/seed0/metrics.json"], tmp_path, [CONFIG], "-n", cores=1, timeout=300).stdout)
+    job = done.stdout[done.stdout.index("rule evaluate_persistence:"):]
+    resources = re.search(r"resources: (.*)\n", job)[1]
+    assert "gpu=0" in resources.split(", "), resources
 
 
 def test_vrmse_view_only_when_asked_and_no_analysis_without_relaxed_models(tmp_path):

@@ -87,7 +87,7 @@ rule evaluate_persistence:
     resources:
         mem_mb=grow(RESOURCES["mem_mb"]),
         runtime=grow(60),
-        gpu=RESOURCES["gpu"],
+        gpu=0,  # no model to run: persistence is scored on the CPU, so it neither waits for nor holds a GPU
         cache_mb=CACHE_MB,
     params:
         run=evaluate_params,
