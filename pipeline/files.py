@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,15 +19,21 @@ def _remove(path: Path) -> None:
 
 
 @contextmanager
-def partial(path: str | os.PathLike, keep_suffix: bool = False):
+def partial(path: str | os.PathLike, keep_suffix: bool = False, unique: bool = False):
     """Yield the sibling of ``path`` to write to (its folder made): ``<name>.partial``, or with ``keep_suffix``
-    ``.<stem>.partial<suffix>`` for writers that choose the format by the suffix (``numpy.save``, matplotlib).
-    When the block ends it is renamed to ``path`` (replacing a file or a directory there); when the block raises,
-    it is removed and ``path`` left as it was."""
+    ``.<stem>.partial<suffix>`` for writers that choose the format by the suffix (``numpy.save``, matplotlib), or
+    with ``unique`` an empty file ``<name>.<random>.partial`` of its own, for writers that may race on the same
+    ``path`` without a lock (the last rename wins, each copy whole). When the block ends it is renamed to ``path``
+    (replacing a file or a directory there); when the block raises, it is removed and ``path`` left as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}" if keep_suffix else f"{path.name}.partial")
-    _remove(tmp)
+    if unique:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".partial")
+        os.close(fd)
+        tmp = Path(name)
+    else:
+        tmp = path.with_name(f".{path.stem}.partial{path.suffix}" if keep_suffix else f"{path.name}.partial")
+        _remove(tmp)
     try:
         yield tmp
         if tmp.is_dir():

@@ -40,14 +40,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import datasets
+from . import datasets, files
 
 MB = 2 ** 20
 SCRATCH_FREE_MARGIN = 256 * MB  # left free on the scratch disk beyond the copy
@@ -183,9 +182,8 @@ class ScratchCopy:
                           f"decompressed copy of {store} needs {nbytes / MB:.0f} MB (and {reserve_bytes / MB:.0f} MB "
                           f"to spare). Free space there, point training.scratch at a larger disk, or set it to null "
                           f"to read through the chunk cache")
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f"{self.path.name}.", suffix=".partial")
-        try:
-            with os.fdopen(fd, "wb", buffering=0) as fh:  # each write goes to the file (chunks are large)
+        try:  # each write goes to the file (chunks are large)
+            with files.partial(self.path, unique=True) as tmp, open(tmp, "wb", buffering=0) as fh:
                 np.lib.format.write_array_header_2_0(fh, {"descr": "<f4", "fortran_order": False,
                                                           "shape": self.shape})
                 step = int(array.chunks[1])
@@ -194,9 +192,7 @@ class ScratchCopy:
                         fh.write(memoryview(np.ascontiguousarray(array[sim, lo:lo + step], dtype="<f4")).cast("B"))
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
         except OSError as e:
-            Path(tmp).unlink(missing_ok=True)
             if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
                 raise OSError(e.errno, f"training.scratch: {self.folder} ran out of space while decompressing "
                               f"{store} ({nbytes / MB:.0f} MB): {e.strerror}. Free space there, point "

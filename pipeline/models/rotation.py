@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import files
 from ..symmetry import rotate_scalar
 from . import PARAMETER_BUDGET
 from .common import (ACE, MLP, ConvNet, LocallyConnected2d, Model, RelaxThenProject, SymmetryBreakingInputs,
@@ -431,18 +431,12 @@ def _read_basis(path: Path, definition: dict) -> dict | None:
 
 
 def _write_basis(path: Path, saved: dict) -> None:
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".partial")
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(saved, fh)
-        os.replace(tmp, path)
+        with files.partial(path, unique=True) as tmp:  # jobs building the same layer may write it at once
+            torch.save(saved, tmp)
     except OSError as e:  # a read-only or full cache folder costs speed, never the job
         log.warning("could not keep the steerable basis in %s (%s); set %s to a writable folder", path, e,
                     BASIS_CACHE_ENV)
-        if tmp:
-            Path(tmp).unlink(missing_ok=True)
 
 
 @functools.lru_cache(maxsize=None)
