@@ -18,6 +18,17 @@ def store(tmp_path):
     return str(path), velocity
 
 
+
+def assert_same_samples(read, memory, seed: int) -> None:
+    """``read`` gives exactly the in-memory reader's samples: in a random order, 5 at a time, and batch by batch."""
+    assert len(read) == len(memory)
+    order = torch.randperm(len(memory), generator=torch.Generator().manual_seed(seed))
+    for lo in range(0, len(memory), 5):
+        for a, b in zip(read.get(order[lo:lo + 5]), memory.get(order[lo:lo + 5])):
+            assert torch.equal(a, b)
+    for (xa, ya), (xb, yb) in zip(read.batches(4), memory.batches(4)):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
 def test_store_samples_equal_the_in_memory_samples(tmp_path):
     path, velocity = store(tmp_path)
     chunk_mb = 5 * 2 * 6 * 6 * 4 / MB
@@ -29,12 +40,7 @@ def test_store_samples_equal_the_in_memory_samples(tmp_path):
         w = datasets.split_windows(ds, split, WINDOWS, out_length=2 if split != "test_domain" else None)
         streamed, memory = small.samples(w), whole.samples(w)
         assert isinstance(streamed, StoreSamples) and isinstance(memory, Samples) and len(streamed) == len(memory)
-        order = torch.randperm(len(w), generator=torch.Generator().manual_seed(1))
-        for lo in range(0, len(w), 5):
-            for a, b in zip(streamed.get(order[lo:lo + 5]), memory.get(order[lo:lo + 5])):
-                assert torch.equal(a, b)
-        for (xa, ya), (xb, yb) in zip(streamed.batches(4), memory.batches(4)):
-            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert_same_samples(streamed, memory, seed=1)
         assert len(small.cache._chunks) <= 3
     x, y = whole.samples(datasets.split_windows(ds, "train", WINDOWS, out_length=2)).get(torch.tensor([10]))
     np.testing.assert_array_equal(x[0].numpy(), velocity[1, 2:5])  # sim 1, start 1: frames 2..4 in, 5..6 out
@@ -79,12 +85,7 @@ def test_scratch_samples_equal_the_in_memory_samples(tmp_path):
     for split in ("train", "valid", "test_domain"):
         w = datasets.split_windows(source.dataset, split, WINDOWS, out_length=2 if split != "test_domain" else None)
         scratched, memory = source.samples(w), whole.samples(w)
-        order = torch.randperm(len(w), generator=torch.Generator().manual_seed(2))
-        for lo in range(0, len(w), 5):
-            for a, b in zip(scratched.get(order[lo:lo + 5]), memory.get(order[lo:lo + 5])):
-                assert torch.equal(a, b)
-        for (xa, ya), (xb, yb) in zip(scratched.batches(4), memory.batches(4)):
-            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert_same_samples(scratched, memory, seed=2)
     again = SampleSource(path, "cpu", cache_mb=CHUNK_MB, scratch=str(scratch))
     assert not again.scratch.built and again.scratch.path == source.scratch.path, "a second job reuses the copy"
 
