@@ -473,25 +473,34 @@ def plot_correlation(df: pd.DataFrame, dataset: str, thresholds=CORRELATION_THRE
     _require(df, ["correlation"], f"long metrics table of {dataset}")
     splits = [s for s in SPLIT_STYLES if s in set(df["split"])]
     fig, axes = plt.subplots(1, len(splits), figsize=(PAGE, 2.5), sharey=True, squeeze=False, layout="constrained")
+    handles, times = {}, {}  # per model: its line, and its correlation time in each split
     for ax, split in zip(axes[0], splits):
         part = df[df["split"] == split]
         for model in model_order(part["model"]):
             m = part[part["model"] == model]
             curve = m.groupby("step")["correlation"].agg(["mean", "std"]).sort_index()
-            times = [correlation_time(g.sort_values("step")["correlation"].to_numpy(), first)
-                     for _, g in m.groupby("seed", dropna=False)]  # persistence has no seed
+            per_seed = [correlation_time(g.sort_values("step")["correlation"].to_numpy(), first)
+                        for _, g in m.groupby("seed", dropna=False)]  # persistence has no seed
+            times.setdefault(model, {})[split] = float(np.mean(per_seed))
             steps, mean, std = curve.index.to_numpy(), curve["mean"].to_numpy(), np.nan_to_num(curve["std"].to_numpy())
-            ax.plot(steps, mean, color=model_color(model), marker=model_marker(model), markevery=_every(len(steps)),
-                    linestyle=model_linestyle(model),
-                    label=f"{model_label(model, dataset, own)} ({np.mean(times):.1f})")
+            (handles[model],) = ax.plot(steps, mean, color=model_color(model), marker=model_marker(model),
+                                        markevery=_every(len(steps)), linestyle=model_linestyle(model))
             ax.fill_between(steps, mean - std, mean + std, color=model_color(model), alpha=0.15, linewidth=0)
         for t in thresholds:
             ax.axhline(t, color="0.4", linestyle=":", linewidth=1)
         ax.set_title(f"{dataset.capitalize()}: {split_label(split).lower()}")
         ax.set_xlabel("Rollout step (frames ahead)")
-        ax.legend(title=f"Model (correlation time, > {first:g})", loc="lower left")
     axes[0, 0].set_ylabel("Correlation with the target")
     axes[0, 0].set_ylim(top=1.02)
+    # one legend beside the panels (as in the rollout figure), so that no curve runs under it; each entry gives the
+    # model's correlation time in every split, in the panels' order ("-": the model is not in that split)
+    models = model_order(handles)
+    labels = [f"{model_label(model, dataset, own)} ("
+              + " / ".join("-" if s not in times[model] else f"{times[model][s]:.1f}" for s in splits) + ")"
+              for model in models]
+    title = (f"Model (correlation time > {first:g},\n"
+             + " / ".join(split_label(s).lower() for s in splits) + ")")
+    fig.legend([handles[m] for m in models], labels, loc="outside right center", title=title)
     return fig
 
 

@@ -229,21 +229,33 @@ def _long_table(models=("conv", "rsteer"), steps=6, seeds=(0, 1)):
 
 def test_correlation_figure(tmp_path):
     table = tmp_path / "metrics_long.csv"
-    _long_table().to_csv(table, index=False)
+    df = _long_table()
+    domain_conv = (df["split"] == "test_domain") & (df["model"] == "conv")
+    df.loc[domain_conv, "correlation"] = 1.0 - 0.09 * df.loc[domain_conv, "step"]  # conv falls faster in the domain
+    df.to_csv(table, index=False)
     fig = figures.plot_correlation(pd.read_csv(table), "rotation")  # PDEArena's thresholds 0.8, 0.9, 0.95
     assert [a.get_title() for a in fig.axes] == ["Rotation: test-future", "Rotation: test-domain"]
     ax = fig.axes[0]
     assert len(ax.get_lines()) == 5  # two models and the three thresholds, dotted
     assert ([(ln.get_ydata()[0], ln.get_linestyle()) for ln in ax.get_lines()[2:]]
             == [(0.8, ":"), (0.9, ":"), (0.95, ":")])
-    # the legend gives the first threshold's time: conv drops 0.045 a step: 0.82 at step 4, 0.775 at 5 -> 4;
-    # rsteer 0.09 a step: 0.82 at step 2, 0.73 at 3 -> 2
-    assert ax.get_legend().get_title().get_text() == "Model (correlation time, > 0.8)"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Conv (4.0)", "RSteer (2.0)"]
-    # first threshold 0.9: conv 0.955, 0.91 above, 0.865 not -> 2; rsteer 0.91 above, 0.82 not -> 1
-    ax = figures.plot_correlation(pd.read_csv(table), "rotation", thresholds=[0.9]).axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Conv (2.0)", "RSteer (1.0)"]
-    assert len(ax.get_lines()) == 3 and ax.get_legend().get_title().get_text() == "Model (correlation time, > 0.9)"
+    # one legend beside the panels, none over them; it gives the first threshold's time in each split, in the
+    # panels' order: conv drops 0.045 a step in the future: 0.82 at step 4, 0.775 at 5 -> 4; 0.09 a step in the
+    # domain: 0.82 at step 2, 0.73 at 3 -> 2; rsteer drops 0.09 a step in both -> 2
+    assert all(a.get_legend() is None for a in fig.axes) and len(fig.legends) == 1
+    legend = fig.legends[0]
+    assert legend.get_title().get_text() == "Model (correlation time > 0.8,\ntest-future / test-domain)"
+    assert [t.get_text() for t in legend.get_texts()] == ["Conv (4.0 / 2.0)", "RSteer (2.0 / 2.0)"]
+    # first threshold 0.9: conv 0.955, 0.91 above, 0.865 not -> 2 (domain: 0.91 above, 0.82 not -> 1); rsteer -> 1
+    fig = figures.plot_correlation(pd.read_csv(table), "rotation", thresholds=[0.9])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Conv (2.0 / 1.0)", "RSteer (1.0 / 1.0)"]
+    assert len(fig.axes[0].get_lines()) == 3
+    assert fig.legends[0].get_title().get_text().startswith("Model (correlation time > 0.9,")
+    # a model missing from a split has "-" there
+    only_future = pd.read_csv(table)
+    only_future = only_future[~((only_future["model"] == "rsteer") & (only_future["split"] == "test_domain"))]
+    fig = figures.plot_correlation(only_future, "rotation")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Conv (4.0 / 2.0)", "RSteer (2.0 / -)"]
     with pytest.raises(ValueError, match="no correlation thresholds"):
         figures.plot_correlation(pd.read_csv(table), "rotation", thresholds=[])
     out = tmp_path / "correlation_rotation.png"
@@ -309,8 +321,8 @@ def test_persistence_is_a_dotted_black_line_of_the_rollout_and_correlation_figur
     table = tmp_path / "metrics_long.csv"
     pd.concat([_long_table(), pd.DataFrame(persistence)]).to_csv(table, index=False)
     fig = figures.plot_correlation(pd.read_csv(table), "rotation", thresholds=[0.8])
-    texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert texts[0] == "Persistence (1.0)" and len(texts) == 3
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert texts[0] == "Persistence (1.0 / 1.0)" and len(texts) == 3
     assert fig.axes[0].get_lines()[0].get_linestyle() == ":"
 
 
