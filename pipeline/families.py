@@ -1,7 +1,7 @@
 """The paper's four families of simulations (docs/protocol.md): which plumes, their parameters and split roles.
 
-``family_sims(family, data_config)`` lists the sims of a family, ``shard_indices`` splits them into jobs,
-``simulate_shard`` runs one job and returns the frames as they are stored. The families:
+``family_sims(family, data_config)`` lists the sims of a family (``pipeline.catalogue.shard_indices`` splits them
+into jobs), ``simulate_shard`` runs one job and returns the frames as they are stored. The families:
 
 * ``translation``: inflow on a grid of positions; the buoyancy is a field over space, the same for every sim:
   ``(0, 0.1)`` on the cells left of the vertical centre line and ``(0, 0.2)`` right of it, so a plume's force
@@ -12,7 +12,7 @@
 * ``scaling``: one plume per factor ``f`` on a grid ``f`` times finer and larger, downscaled to the base grid
   (``pipeline.symmetry.downscale``);
 * ``equivariance``: the base sims ``i`` of the equivariance-level datasets, buoyancy ``0.005 (i+1)``; only
-  the base sims that some level uses are simulated (``equivariance_base_indices``).
+  the base sims that some level uses are simulated (``pipeline.catalogue.equivariance_base_indices``).
 """
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalogue import (FAMILIES, TEST_DOMAIN, TRAIN, equivariance_base_indices,  # noqa: F401 (re-exported)
-                        equivariance_level_members, frame_range, shard_indices, sim_keys, sim_roles)
+from .catalogue import frame_range, sim_keys, sim_roles
 from .simulate import Plume, simulate
 from .symmetry import downscale, rotate_point, rotate_vector
 

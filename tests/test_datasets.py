@@ -7,7 +7,8 @@ import xarray as xr
 from helpers import CONFIG, TINY
 from pipeline import config as pipeline_config
 from pipeline import datasets
-from pipeline.families import equivariance_base_indices, family_sims, shard_indices
+from pipeline.catalogue import equivariance_base_indices, shard_indices
+from pipeline.families import family_sims
 from pipeline.symmetry import rotate
 
 

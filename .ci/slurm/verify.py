@@ -114,7 +114,8 @@ def load_config(paths: list[Path]) -> dict:
 def check_stores(workdir: Path, config: dict) -> int:
     """Every zarr store under results/data loads and has the shape the config gives it."""
     from pipeline import datasets
-    from pipeline.families import family_sims, frame_range
+    from pipeline.catalogue import frame_range
+    from pipeline.families import family_sims
 
     data = config["data"]
     rows = []
