@@ -61,3 +61,52 @@ def test_each_kind_of_job_starts_above_the_lighter_ones():
     assert f[startup.EVALUATION] < f[-1], "escnn on top of an evaluation job's imports"
     assert f[0] < f[startup.EVALUATION] < f[startup.TRAINING] < f[startup.ESCNN]
     assert f[startup.EVALUATION] - f[0] > 0.3, "importing torch costs a fresh process a noticeable CPU time"
+
+
+# --- what a job imports: the start-up cuts stay cut ----------------------------------------------------------
+
+JOB = r'''
+import json, sys
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {tests!r})
+from helpers import tiny_config, write_synthetic_store
+from pipeline import runs
+cfg = tiny_config(epochs=1)
+if {kind!r} == "train":
+    from pipeline import train
+    store = write_synthetic_store({tmp!r} + "/translation.zarr")
+    mark = set(sys.modules)  # the test's own helpers import more than a job: only the job's imports count
+    train.train_run(runs.train_params(cfg, "translation", {model!r}), "translation", store, {model!r}, 0,
+                    {tmp!r} + "/run", progress=False)
+else:
+    from pipeline import evaluate
+    mark = set(sys.modules)
+    evaluate.evaluate_run(runs.evaluate_params(cfg, "translation"), "translation", {tmp!r} + "/translation.zarr",
+                          {tmp!r} + "/run/model.pt", {tmp!r} + "/metrics.json")
+print(json.dumps(sorted(m for m in set(sys.modules) - mark if "." not in m or m in ("torch._dynamo", "torch._inductor"))))
+'''
+# what no training or evaluation job needs (each costs a fresh process tenths of a second to seconds); sympy and
+# torch._dynamo come with torch's optimizer, so only an evaluation job must go without them
+NEVER = {"phi", "phiml", "scipy", "xarray", "matplotlib", "pandas", "dask", "escnn", "torch._inductor"}
+OPTIMIZER = {"torch._dynamo", "sympy"}
+
+
+def _job_imports(tmp_path, kind, model="conv"):
+    import json
+    import subprocess
+    import sys
+
+    code = JOB.format(root=str(ROOT), tests=str(ROOT / "tests"), kind=kind, model=model, tmp=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_training_and_evaluation_jobs_import_only_what_they_use(tmp_path):
+    # the helpers import torch, numpy and zarr before the mark, so a new top-level import of either job shows here
+    trained = _job_imports(tmp_path, "train")
+    assert not trained & NEVER, f"a training job imported {sorted(trained & NEVER)}"
+    assert OPTIMIZER <= trained, "torch's optimizer imports torch._dynamo (if no longer, say so in docs/performance.md)"
+    evaluated = _job_imports(tmp_path, "evaluate")
+    assert not evaluated & (NEVER | OPTIMIZER), f"an evaluation job imported {sorted(evaluated & (NEVER | OPTIMIZER))}"
+    assert (tmp_path / "metrics.json").exists(), "the evaluation ran"
