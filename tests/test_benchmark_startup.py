@@ -83,12 +83,12 @@ else:
     mark = set(sys.modules)
     evaluate.evaluate_run(runs.evaluate_params(cfg, "translation"), "translation", {tmp!r} + "/translation.zarr",
                           {tmp!r} + "/run/model.pt", {tmp!r} + "/metrics.json")
-print(json.dumps(sorted(m for m in set(sys.modules) - mark if "." not in m or m in ("torch._dynamo", "torch._inductor"))))
+print(json.dumps(sorted(m for m in set(sys.modules) - mark if "." not in m or m.startswith("torch._"))))
 '''
-# what no training or evaluation job needs (each costs a fresh process tenths of a second to seconds); sympy and
-# torch._dynamo come with torch's optimizer, so only an evaluation job must go without them
-NEVER = {"phi", "phiml", "scipy", "xarray", "matplotlib", "pandas", "dask", "escnn", "torch._inductor"}
-OPTIMIZER = {"torch._dynamo", "sympy"}
+# what no training or evaluation job needs (each costs a fresh process tenths of a second to seconds); torch's
+# optimizer imports torch._dynamo, and with it torch._inductor and sympy, so only an evaluation job goes without them
+NEVER = {"phi", "phiml", "scipy", "xarray", "matplotlib", "pandas", "dask", "escnn"}
+OPTIMIZER = {"torch._dynamo", "torch._inductor", "sympy"}
 
 
 def _job_imports(tmp_path, kind, model="conv"):
