@@ -142,6 +142,7 @@ def assert_equivariant(f: Callable, x: torch.Tensor, act_in: Callable, act_out: 
     actions exact only away from the borders). The default tolerance is round-off for the dtype.
     """
     err, scale = equivariance_gap(f, x, act_in, act_out, crop)
+    assert scale > 0, "the output is identically zero: equivariant by default, so it proves nothing"
     if rtol is None:
         rtol = 1e-5 if x.dtype == torch.float32 else 1e-10
     atol = rtol * (scale or 1.0)

@@ -20,12 +20,17 @@ WINDOWS = {"offset": 1, "input_length": 2, "rollout": 3, "train": [0, 4], "valid
            "test_domain": [0, 8]}
 
 
+def external_velocity(shape=(5, 14, 2, 8, 8)) -> np.ndarray:
+    """The velocity :func:`make_external` writes: smooth random fields, the same for the same shape."""
+    rng = np.random.default_rng(0)
+    return np.cumsum(rng.normal(scale=0.1, size=shape), axis=1).astype(np.float32)
+
+
 def make_external(folder: Path, fmt: str = "npy", shape=(5, 14, 2, 8, 8), spec_extra=None) -> dict:
     """A small dataset of smooth random fields in ``folder`` (two files for npy/pt) and its spec; returns the
     ``config['external']`` entry."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    v = np.cumsum(rng.normal(scale=0.1, size=shape), axis=1).astype(np.float32)
+    v = external_velocity(shape)
     data = folder / ("data.zarr" if fmt == "zarr" else "data")
     if fmt == "zarr":
         import zarr
@@ -60,6 +65,8 @@ def test_import_writes_our_layout(tmp_path, fmt):
     external.import_dataset("mine", entry, str(out), chunk_frames=4, windows=WINDOWS)
     ds = xr.open_zarr(str(out), consolidated=True)
     assert dict(ds.sizes) == {"sim": 5, "time": 14, "component": 2, "y": 8, "x": 8}
+    # the values, in order: the two files of npy/pt joined part0 then part1, nothing rescaled or cast
+    np.testing.assert_array_equal(ds.velocity.values, external_velocity())
     assert ds.role.values.tolist() == ["train"] * 3 + ["test_domain", "train"] and ds.re.values.tolist()[3] == 400
     assert ds.time.values[:2].tolist() == [0.5, 1.0] and ds.time.attrs["units"] == "s"
     assert ds.x.values[0] == 0.125 and ds.x.attrs["units"] == "m" and ds.velocity.attrs["units"] == "m / s"

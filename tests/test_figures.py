@@ -261,7 +261,7 @@ def test_correlation_figure(tmp_path):
     out = tmp_path / "correlation_rotation.png"
     figures.correlation_figure(str(table), "rotation", str(out), dpi=DPI)
     _png(out, figures.PAGE, 2.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="long metrics table of translation: no rows"):
         figures.plot_correlation(pd.read_csv(table), "translation")
 
 

@@ -26,7 +26,9 @@ def assert_same_samples(read, memory, seed: int) -> None:
     for lo in range(0, len(memory), 5):
         for a, b in zip(read.get(order[lo:lo + 5]), memory.get(order[lo:lo + 5])):
             assert torch.equal(a, b)
-    for (xa, ya), (xb, yb) in zip(read.batches(4), memory.batches(4)):
+    batches, expected = list(read.batches(4)), list(memory.batches(4))
+    assert len(batches) == len(expected) > 0
+    for (xa, ya), (xb, yb) in zip(batches, expected):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 def test_store_samples_equal_the_in_memory_samples(tmp_path):

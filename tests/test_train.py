@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import csv
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -110,23 +110,34 @@ def test_early_stopping_after_patience(monkeypatch):
 
 
 class Slow(Model):
-    """Identity dynamics that take at least 10 ms a step: an epoch of ``samples()`` takes at least 0.1 s."""
+    """Identity dynamics whose every step takes 10 ms of a clock of its own (``ms``), which the training loop reads
+    in the test below: an epoch of ``samples()`` (10 steps) takes exactly 0.1 s of it, whatever the machine's load."""
 
     def __init__(self):
         super().__init__()
         self.scale = torch.nn.Parameter(torch.tensor(1.0))
+        self.ms = 0
 
     def forward(self, x):
-        time.sleep(0.01)
+        self.ms += 10
         return self.scale * x[:, -1]
 
 
-def test_max_seconds_stops_after_the_epoch_that_passes_it():
-    tr, va, _ = samples()  # 4 training batches x 2 steps + 1 validation batch x 2 steps: 10 calls, >= 0.1 s
-    fit = lambda **kw: train.fit(Slow(), tr, va, settings(epochs=5), seed=0, run="s", progress=False, **kw)  # noqa: E731
+def test_max_seconds_stops_after_the_epoch_that_passes_it(monkeypatch):
+    tr, va, _ = samples()  # 4 training batches x 2 steps + 1 validation batch x 2 steps: 10 steps an epoch
+
+    def fit(**kw):
+        model = Slow()
+        monkeypatch.setattr(train, "time", SimpleNamespace(perf_counter=lambda: model.ms / 1000))
+        return train.fit(model, tr, va, settings(epochs=5), seed=0, run="s", progress=False, **kw)
+
     assert fit().epochs_run == 5
     assert fit(max_seconds=0).epochs_run == 1  # the first epoch always runs
-    assert 1 <= fit(max_seconds=0.15).epochs_run <= 2  # two epochs take >= 0.2 s, so no third starts
+    assert fit(max_seconds=0.15).epochs_run == 2  # 0.1 s after the first epoch, 0.2 after the second: none starts
+    assert fit(max_seconds=0.2).epochs_run == 2  # the time is up when the clock reaches it
+    assert fit(max_seconds=0.25).epochs_run == 3
+    history = fit(max_seconds=0.15).history
+    assert [round(h["seconds"], 6) for h in history] == [0.1, 0.1], "an epoch's seconds come from the same clock"
 
 
 class Exploding(Model):

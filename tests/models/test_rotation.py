@@ -146,6 +146,7 @@ def test_regulariser_is_alpha_times_constraint(models):
     _perturb(model, "rsteer")
     model.alpha = 1.0
     r1 = float(model.regularizer().detach())
+    assert r1 > 0, "the perturbed model breaks the constraint: its regulariser cannot be 0"
     model.alpha = 1e-3
     assert float(model.regularizer().detach()) == pytest.approx(1e-3 * r1, rel=1e-5)
 

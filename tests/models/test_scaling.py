@@ -349,7 +349,7 @@ ALL = ["mlp", "conv", "equiv", "rpp", "combo", "clcnn", "lift", "rgroup", "rstee
 def test_registry_lists_every_model():
     from pipeline.models import names
     assert sorted(names("scaling")) == sorted(ALL)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"model 'equiv' \(scaling\) has no hyper-parameter\(s\) \['nonsense'\]"):
         build("equiv", "scaling", nonsense=1)
 
 
