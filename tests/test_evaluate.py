@@ -140,7 +140,8 @@ def test_metrics_of_a_model_with_variants_score_each_variant(tmp_path):
     for split in ("test_future", "test_domain"):
         assert math.isfinite(m[f"fields_zeroed_{split}_rmse"])
         assert len(m[f"fields_zeroed_{split}_rmse_per_step"]) == steps
-        assert m[f"fields_zeroed_{split}_rmse"] != m[f"{split}_rmse"]
+        # a real difference, not round-off: the fields are a part of the model's input that zeroing removes
+        assert abs(m[f"fields_zeroed_{split}_rmse"] - m[f"{split}_rmse"]) > 1e-4 * m[f"{split}_rmse"]
     assert "fields_zeroed_valid_rmse" not in m
     assert 0 <= m["fields_zeroed_equivariance_error"] < 1e-5 < m["equivariance_error"]
 

@@ -45,7 +45,8 @@ def test_zero_at_initialisation_and_growing_as_the_relaxed_weights_move(name):
     model = _model(name)
     rows = sb.analyse(model)
     assert {r["layer"] for r in rows} == ({"conv1", "projection"} if name == "rgroup" else {"conv0", "conv1", "conv2"})
-    assert all(r["departure"] < RSTEER_TOL and abs(r["signed"]) < RSTEER_TOL for r in rows)
+    tol = 1e-12 if name == "rgroup" else RSTEER_TOL  # RGroup's kernels are exact; RSteer's basis is escnn's float32
+    assert all(r["departure"] < tol and abs(r["signed"]) < tol for r in rows)
     relaxed = [layer.w if name == "rgroup" else layer.delta for _, layer in sb.relaxed_layers(model)]
     direction = [torch.randn(w.shape, generator=torch.Generator().manual_seed(i)) for i, w in enumerate(relaxed)]
     start = [w.detach().clone() for w in relaxed]
