@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import jobs as benchmark_jobs  # noqa: E402  (benchmarks/jobs.py: a run's benchmark files and their rules)
 
 # (label, code): each row's code runs after the previous rows' code, in a fresh process
 STEPS = (
@@ -60,35 +62,35 @@ def floors(repeats: int) -> list[float]:
 def run_jobs(results: Path, imports_escnn=None) -> dict[str, int]:
     """Jobs of a finished run by kind: ``training`` (train, the alpha sweep's training, the search's trials),
     ``evaluation`` (evaluate, the sweep's, persistence), ``escnn_training`` and ``escnn_evaluation`` (those of them
-    whose model imports escnn) and
-    ``other`` (every other job: the run's log files count its jobs). ``imports_escnn(model_file)`` says whether
-    loading a trained model imports escnn (default: load it in a fresh process and look)."""
+    whose model imports escnn) and ``other`` (every other job: the run's log files count its jobs).
+    ``imports_escnn(model_file)`` says whether loading a trained model imports escnn (default: load it in a fresh
+    process and look). The benchmark files are listed, and their rules named, as ``benchmarks/jobs.py`` does."""
     imports_escnn = imports_escnn or _imports_escnn
     bench, logs = results / "benchmarks", results / "logs"
-    if not bench.is_dir():
-        raise FileNotFoundError(f"{bench}: no benchmark folder (a finished run's results/)")
-    training = sorted(bench.glob("train/**/*.tsv")) + sorted(bench.glob("sweeps/**/*.tsv")) \
-        + sorted(bench.glob("tune/**/*.tsv"))
-    evaluation = sorted(bench.glob("evaluate/**/*.tsv"))
+    kind = {"train": "training", "sweeps": "training", "tune": "training", "evaluate": "evaluation"}
+    files = {"training": [], "evaluation": []}
+    for rel in benchmark_jobs.job_files(bench):
+        rule = benchmark_jobs.rule_of(bench / rel, bench)
+        if rule in kind:
+            files[kind[rule]].append(rel)
     persistence = sorted(logs.glob("evaluate/*/persistence.log"))
     # which models import escnn: each trained model loaded once in a fresh process; the search's trials are of
     # the same (family, model) as a run
     escnn_model = {tuple(m.parent.parent.relative_to(results / "runs").parts): imports_escnn(m)
                    for m in sorted(results.glob("runs/*/*/seed*/model.pt"))}
 
-    def uses_escnn(tsv: Path) -> bool:
-        rel = tsv.relative_to(bench).as_posix()
+    def uses_escnn(rel: str) -> bool:
+        rel = Path(rel).as_posix()
         for prefix in ("evaluate/sweeps/alpha/", "sweeps/alpha/", "train/", "evaluate/", "tune/"):
             if rel.startswith(prefix):
                 dataset, model = rel[len(prefix):].split("/")[:2]
                 return escnn_model.get((dataset, model), False)
         return False
 
-    escnn_training = sum(uses_escnn(t) for t in training)
-    escnn_evaluation = sum(uses_escnn(t) for t in evaluation)
+    training, evaluation = files["training"], files["evaluation"]
     every = list(logs.rglob("*.log"))
     return {"training": len(training), "evaluation": len(evaluation) + len(persistence),
-            "escnn_training": escnn_training, "escnn_evaluation": escnn_evaluation,
+            "escnn_training": sum(map(uses_escnn, training)), "escnn_evaluation": sum(map(uses_escnn, evaluation)),
             "other": max(0, len(every) - len(training) - len(evaluation) - len(persistence))}
 
 
